@@ -1,0 +1,102 @@
+"""What an experiment returns: numbers, the comparisons that decide its verdict, and its artifacts.
+
+A claim is decided by one or more `Check`s. Each check compares a measured value against a
+reference (a threshold, or another measured number) and knows its margin, so the verdict is
+computed from numbers and never typed by hand: the claim holds when every check holds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+@dataclass(frozen=True)
+class Check:
+    """`value op reference`, e.g. "accuracy with a hidden layer (1.0) >= target (1.0)"."""
+
+    what: str
+    value: float
+    op: str
+    reference: float
+    reference_what: str
+
+    def __post_init__(self):
+        if self.op not in _OPS:
+            raise ValueError(f"op must be one of {sorted(_OPS)}, got {self.op!r}")
+
+    @property
+    def holds(self) -> bool:
+        return math.isfinite(self.value) and _OPS[self.op](self.value, self.reference)
+
+    @property
+    def margin(self) -> float:
+        """How far the value is on the right side of the reference (negative: the wrong side)."""
+        return self.value - self.reference if self.op in (">", ">=") else self.reference - self.value
+
+    def __str__(self) -> str:
+        mark = "ok" if self.holds else "FAILS"
+        return (f"[{mark}] {self.what} = {self.value:.4g} {self.op} {self.reference_what} = "
+                f"{self.reference:.4g} (margin {self.margin:+.4g})")
+
+
+def check(what: str, value: float, op: str, reference: float, reference_what: str = "target") -> Check:
+    return Check(what, float(value), op, float(reference), reference_what)
+
+
+@dataclass
+class Result:
+    """Everything a run produced. `holds` is derived from the checks.
+
+    An experiment body returns `Result(checks=..., metrics=...)`; the `@experiment` wrapper fills
+    in the rest (paper, claim, scale, config, seed, artifacts, out folder, wall time).
+    """
+
+    checks: list[Check]
+    metrics: dict = field(default_factory=dict)
+    artifacts: list[str] = field(default_factory=list)  # paths relative to `out`
+    paper: str = ""
+    claim: str = ""
+    scale: str = ""
+    config: dict = field(default_factory=dict)
+    seed: int = 0
+    out: str = ""
+    wall_s: float = 0.0
+
+    @property
+    def holds(self) -> bool:
+        return bool(self.checks) and all(c.holds for c in self.checks)
+
+    @property
+    def verdict(self) -> str:
+        return "holds" if self.holds else "does not hold"
+
+    def to_dict(self) -> dict:
+        return {
+            "paper": self.paper,
+            "claim": self.claim,
+            "scale": self.scale,
+            "holds": self.holds,
+            "verdict": self.verdict,
+            "checks": [asdict(c) | {"holds": c.holds, "margin": c.margin} for c in self.checks],
+            "metrics": self.metrics,
+            "artifacts": self.artifacts,
+            "config": self.config,
+            "seed": self.seed,
+            "out": self.out,
+            "wall_s": round(self.wall_s, 3),
+        }
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=float) + "\n")
+
+    def report(self) -> str:
+        lines = [f"{self.paper} ({self.scale}): the claim {self.verdict.upper()}", f"  claim: {self.claim}"]
+        lines += [f"  {c}" for c in self.checks]
+        lines.append(f"  wall time {self.wall_s:.1f} s; artifacts in {self.out}/")
+        return "\n".join(lines)

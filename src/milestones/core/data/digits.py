@@ -1,0 +1,34 @@
+"""sklearn's 1,797 handwritten digits (8x8, from UCI), optionally resized: 16x16 is the 1989 zip-code
+net's input size, 32x32 LeNet-5's."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Split:
+    x_train: torch.Tensor  # (N, 1, size, size), values in [0, 1]
+    y_train: torch.Tensor  # (N,) int64 class labels
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+@functools.lru_cache(maxsize=8)
+def load_digits(size: int = 8, test_fraction: float = 0.25, seed: int = 0) -> Split:
+    """A fixed, shuffled train/test split (the same for every caller with the same seed)."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    data = sklearn_digits()
+    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # pixel values are 0..16
+    y = torch.tensor(data.target, dtype=torch.int64)
+    if size != 8:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_test = int(len(x) * test_fraction)
+    test, train = order[:n_test], order[n_test:]
+    return Split(x[train], y[train], x[test], y[test])

@@ -1,0 +1,46 @@
+"""Two-dimensional toy distributions: each returns points (n, 2) and integer labels (n,)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def two_moons(n: int = 512, noise: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = _gen(seed)
+    y = torch.arange(n) % 2
+    t = torch.rand(n, generator=g) * math.pi
+    x = torch.stack([torch.cos(t), torch.sin(t)], 1)
+    x[y == 1] = torch.stack([1 - torch.cos(t[y == 1]), 0.5 - torch.sin(t[y == 1])], 1)
+    return x + noise * torch.randn(n, 2, generator=g), y
+
+
+def spirals(n: int = 512, arms: int = 2, turns: float = 1.5, noise: float = 0.05, seed: int = 0):
+    g = _gen(seed)
+    y = torch.arange(n) % arms
+    r = torch.rand(n, generator=g)
+    angle = 2 * math.pi * (turns * r + y / arms)
+    x = torch.stack([r * torch.cos(angle), r * torch.sin(angle)], 1)
+    return x + noise * torch.randn(n, 2, generator=g), y
+
+
+def gaussian_grid(n: int = 512, side: int = 3, std: float = 0.05, seed: int = 0):
+    """A side x side grid of small Gaussians in [-1, 1]^2 (a classic test of GAN mode coverage)."""
+    g = _gen(seed)
+    y = torch.randint(side * side, (n,), generator=g)
+    centers = torch.linspace(-1, 1, side)
+    mean = torch.stack([centers[y % side], centers[y // side]], 1)
+    return mean + std * torch.randn(n, 2, generator=g), y
+
+
+def rings(n: int = 512, radii: tuple[float, ...] = (0.3, 0.7, 1.0), noise: float = 0.03, seed: int = 0):
+    g = _gen(seed)
+    y = torch.arange(n) % len(radii)
+    angle = 2 * math.pi * torch.rand(n, generator=g)
+    r = torch.tensor(radii)[y] + noise * torch.randn(n, generator=g)
+    return torch.stack([r * torch.cos(angle), r * torch.sin(angle)], 1), y
