@@ -46,6 +46,10 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def _number(value) -> float:
+    return value.item() if isinstance(value, torch.Tensor) else float(value)
+
+
 @dataclass
 class FitLog:
     """The logged history of one `fit`: a list of {"step": n, metric: value, ...}."""
@@ -180,7 +184,7 @@ class Run:
             bar.update()
             if (i + 1) % log_every and i + 1 < steps:
                 continue
-            record = {"step": i + 1} | {k: self.mean_over_processes(float(v)) for k, v in metrics.items()}
+            record = {"step": i + 1} | {k: self.mean_over_processes(_number(v)) for k, v in metrics.items()}
             if not math.isfinite(record.get("loss", 0.0)):
                 if stop_on_nonfinite:
                     bar.close()

@@ -1,0 +1,183 @@
+"""The `milestones` command line. Thin: it parses arguments and calls the modules that do the work.
+
+    milestones list [--json]              every paper, in history order, with its computed status
+    milestones show ID                    one paper: facts, idea, status, claim, config per scale
+    milestones run ID [options]           run one paper's experiment; writes result.json in --out
+    milestones reproduce [ID ...]         run every implemented paper's experiment; writes summary.json
+    milestones cite ID                    BibTeX
+
+A mistake the user can fix prints one line and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+
+from milestones import catalog, papers
+from milestones.core.errors import UserError
+from milestones.core.experiment import SCALES, default_out
+
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_list(args) -> int:
+    results = papers.latest_results(Path(args.runs))
+    rows = [(p, papers.status(p, results)) for p in catalog.PAPERS]
+    if args.json:
+        fields = [dataclasses.asdict(p) | {"status": s} for p, s in rows]
+        print(json.dumps(fields, indent=2))
+        return 0
+    mark = {True: "x", False: "."}
+    print(f"{'id':24} {'year':4}  {'era':13} N M E X  {'verdict':14} title")
+    for p, s in rows:
+        flags = " ".join(mark[s[k]] for k in ("notes", "model", "equivalence_test", "experiment"))
+        verdict = s["verdict"] or ("not run" if s["experiment"] else "")
+        print(f"{p.id:24} {p.year}  {p.era:13} {flags}  {verdict:14} {p.title[:60]}")
+    done = sum(s["implemented"] for _, s in rows)
+    print(f"\n{done} of {len(rows)} papers implemented (N notes, M model, E equivalence test, X experiment)")
+    return 0
+
+
+def cmd_show(args) -> int:
+    p = papers.lookup(args.paper)
+    s = papers.status(p, papers.latest_results(Path(args.runs)))
+    print(f"{p.title}\n{', '.join(p.authors)}\n{p.venue}, {p.year}  {p.url}\n")
+    print(f"era: {catalog.ERAS[p.era]}; lifted the constraint of {p.constraint}")
+    print(f"builds on: {', '.join(p.builds_on) or 'nothing earlier in the catalog'}")
+    built_upon = [q.id for q in catalog.PAPERS if p.id in q.builds_on]
+    print(f"built upon by: {', '.join(built_upon) or 'nothing yet'}")
+    print(f"idea: {p.idea}\n")
+    print("status: " + ", ".join(f"{k.replace('_', ' ')} {'yes' if s[k] else 'no'}"
+                                 for k in ("notes", "model", "equivalence_test", "experiment")))
+    if s["experiment"]:
+        run = papers.load_experiment(p)
+        print(f"claim: {run.claim}")
+        print(f"last verdict: {s['verdict'] or 'not run yet'}")
+        print("config (smoke / quick / full):")
+        for field in dataclasses.fields(run.config_type):
+            values = " / ".join(str(getattr(run.scales[scale], field.name)) for scale in SCALES)
+            print(f"  {field.name:24} {values}")
+    print(f"\nfiles: {papers.folder(p)}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    p = papers.lookup(args.paper)
+    run = papers.load_experiment(p)
+    out = Path(args.out) if args.out else default_out(p.id, args.scale)
+    if args.resume and not out.is_dir():
+        raise UserError(f"--resume needs an existing run folder; {out} does not exist")
+    result = run(args.scale, out, seed=args.seed, device=args.device, overrides=_overrides(args.set),
+                 resume=args.resume, quiet=args.quiet)
+    print(result.report())
+    print(f"result: {out / 'result.json'}")
+    for name in result.artifacts:
+        print(f"artifact: {out / name}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    chosen = [papers.lookup(i) for i in args.papers] if args.papers else papers.implemented()
+    runs = [(p, papers.load_experiment(p)) for p in chosen]
+    root = Path(args.out) if args.out else default_out("reproduce", args.scale)
+    if root.exists() and any(root.iterdir()):
+        raise UserError(f"{root} already holds a run; choose another --out")
+    root.mkdir(parents=True, exist_ok=True)
+    summary, started = [], time.perf_counter()
+    for p, run in runs:
+        print(f"[{len(summary) + 1}/{len(runs)}] {p.id}: {run.claim[:90]}...", flush=True)
+        try:
+            result = run(args.scale, root / p.id, seed=args.seed, device=args.device, quiet=args.quiet)
+            row = {"paper": p.id, "holds": result.holds, "verdict": result.verdict, "wall_s": round(result.wall_s, 2),
+                   "checks": result.to_dict()["checks"], "claim": result.claim}
+        except UserError:
+            raise
+        except Exception as e:  # one broken paper must not hide the others' verdicts
+            traceback.print_exc()
+            row = {"paper": p.id, "holds": False, "verdict": "error", "error": f"{type(e).__name__}: {e}",
+                   "wall_s": None, "checks": [], "claim": run.claim}
+        summary.append(row)
+        print(f"    {row['verdict']}" + (f" in {row['wall_s']:.1f} s" if row["wall_s"] is not None else ""), flush=True)
+    total = time.perf_counter() - started
+    (root / "summary.json").write_text(json.dumps(
+        {"scale": args.scale, "seed": args.seed, "created": datetime.now().isoformat(timespec="seconds"),
+         "wall_s": round(total, 2), "papers": summary}, indent=2) + "\n")
+    print(f"\n{'paper':24} {'verdict':14} {'time':>8}  smallest margin")
+    for row in summary:
+        margin = min((c["margin"] for c in row["checks"]), default=float("nan"))
+        wall = f"{row['wall_s']:.1f} s" if row["wall_s"] is not None else "-"
+        print(f"{row['paper']:24} {row['verdict']:14} {wall:>8}  {margin:+.4g}")
+    held = sum(r["holds"] for r in summary)
+    print(f"\n{held} of {len(summary)} claims hold; {total:.0f} s in all; everything is under {root}")
+    return 1 if any(r["verdict"] == "error" for r in summary) else 0
+
+
+def cmd_cite(args) -> int:
+    print(catalog.bibtex(papers.lookup(args.paper)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="milestones", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", default="runs", help="where earlier runs are looked up for verdicts (default runs/)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="every paper with its status")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="one paper in detail")
+    p.add_argument("paper")
+    p.set_defaults(func=cmd_show)
+
+    def experiment_options(p, out_help):
+        p.add_argument("--scale", default="quick", choices=SCALES)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+        p.add_argument("--out", help=out_help)
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("run", help="run one paper's experiment")
+    p.add_argument("paper")
+    experiment_options(p, "the run folder (default: a new folder under runs/)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoints")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("reproduce", help="run every implemented paper's experiment")
+    p.add_argument("papers", nargs="*", help="only these papers (default: all implemented)")
+    experiment_options(p, "the folder for all runs (default: a new folder under runs/)")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("cite", help="BibTeX for a paper")
+    p.add_argument("paper")
+    p.set_defaults(func=cmd_cite)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"milestones: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("milestones: interrupted; the last checkpoint is kept (continue with --resume --out DIR)",
+              file=sys.stderr)
+        return 130

@@ -1,0 +1,68 @@
+"""Where each paper's files live, and its status computed from them (never typed by hand)."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+from pathlib import Path
+
+from milestones import catalog
+from milestones.core.errors import UserError
+
+PACKAGE = Path(__file__).resolve().parent  # src/milestones
+TESTS = PACKAGE.parents[1] / "tests" / "equivalence"  # present in a source checkout
+
+
+def lookup(paper_id: str) -> catalog.Paper:
+    """The catalog entry, or a `UserError` that suggests the closest ids."""
+    try:
+        return catalog.get(paper_id)
+    except KeyError:
+        close = difflib.get_close_matches(paper_id, catalog.ids(), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; `milestones list` shows them all"
+        raise UserError(f"unknown paper {paper_id!r}{hint}") from None
+
+
+def folder(paper: catalog.Paper) -> Path:
+    return PACKAGE / paper.era / paper.id
+
+
+def status(paper: catalog.Paper, results: dict | None = None) -> dict:
+    """Which of the four parts exist, and the verdict of the paper's latest run (None if never run)."""
+    where = folder(paper)
+    latest = (results or {}).get(paper.id)
+    parts = {
+        "notes": (where / "notes.md").is_file(),
+        "model": (where / "model.py").is_file(),
+        "equivalence_test": (TESTS / f"test_{paper.id}.py").is_file(),
+        "experiment": (where / "experiment.py").is_file(),
+    }
+    return parts | {"implemented": all(parts.values()), "verdict": latest["verdict"] if latest else None}
+
+
+def implemented() -> list[catalog.Paper]:
+    """Papers with an experiment, in history order."""
+    return [p for p in catalog.PAPERS if (folder(p) / "experiment.py").is_file()]
+
+
+def load_experiment(paper: catalog.Paper):
+    """The paper's decorated `run` function (see `milestones.core.experiment`)."""
+    if not (folder(paper) / "experiment.py").is_file():
+        raise UserError(f"{paper.id} is in the catalog but has no experiment yet; "
+                        "`milestones list` marks the implemented papers")
+    return importlib.import_module(f"{paper.module}.experiment").run
+
+
+def latest_results(root: Path = Path("runs")) -> dict[str, dict]:
+    """The most recent result.json of each paper under `root` (by file modification time)."""
+    found: dict[str, tuple[float, dict]] = {}
+    for path in root.glob("**/result.json") if root.is_dir() else ():
+        try:
+            result = json.loads(path.read_text())
+            paper, mtime = result["paper"], path.stat().st_mtime
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged or foreign file is not a result
+        if paper not in found or mtime > found[paper][0]:
+            found[paper] = (mtime, result)
+    return {paper: result for paper, (_, result) in found.items()}

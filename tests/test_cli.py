@@ -1,0 +1,107 @@
+"""The command line: every command, and every error path ends in one line and exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from milestones import catalog
+from milestones.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_shows_every_paper(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    for paper in catalog.PAPERS:
+        assert paper.id in out
+    assert f"of {len(catalog.PAPERS)} papers implemented" in out
+
+
+def test_list_json_has_catalog_fields_and_computed_status(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "--runs", str(tmp_path), "list", "--json")
+    rows = {row["id"]: row for row in json.loads(out)}
+    assert code == 0 and len(rows) == len(catalog.PAPERS)
+    backprop = rows["backprop"]
+    assert backprop["year"] == 1986 and backprop["builds_on"] == []
+    assert backprop["status"] | {"verdict": None} == {"notes": True, "model": True, "equivalence_test": True,
+                                                       "experiment": True, "implemented": True, "verdict": None}
+    assert rows["grpo"]["status"]["experiment"] is False
+
+
+def test_show_and_cite(capsys):
+    code, out, _ = run_cli(capsys, "show", "backprop")
+    assert code == 0 and "Learning representations by back-propagating errors" in out
+    assert "claim:" in out and "xor_sweeps" in out and "built upon by:" in out
+    code, out, _ = run_cli(capsys, "cite", "backprop")
+    assert code == 0 and out.startswith("@article{") and "Rumelhart" in out and "1986" in out
+
+
+def test_run_smoke_writes_result_and_resume_completes(capsys, tmp_path):
+    out_dir = tmp_path / "bp"
+    code, out, _ = run_cli(capsys, "run", "backprop", "--scale", "smoke", "--out", str(out_dir), "--quiet",
+                           "--set", "xor_restarts=1")
+    assert code == 0 and "result:" in out
+    result = json.loads((out_dir / "result.json").read_text())
+    assert result["paper"] == "backprop" and result["config"]["xor_restarts"] == 1
+    assert isinstance(result["holds"], bool) and result["wall_s"] > 0
+    code, again, _ = run_cli(capsys, "run", "backprop", "--scale", "smoke", "--out", str(out_dir), "--quiet",
+                             "--set", "xor_restarts=1", "--resume")
+    assert code == 0
+    assert json.loads((out_dir / "result.json").read_text())["metrics"] == result["metrics"]
+
+
+def test_reproduce_writes_summary(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "reproduce", "backprop", "--scale", "smoke", "--out", str(tmp_path / "r"), "--quiet")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert code == 0 and summary["papers"][0]["paper"] == "backprop"
+    assert (tmp_path / "r" / "backprop" / "result.json").is_file()
+    assert "claims hold" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["show", "backprob"], "did you mean backprop"),
+    (["run", "transformr"], "did you mean transformer"),
+    (["run", "grpo"], "has no experiment yet"),
+    (["cite", "nothing-like-it"], "unknown paper"),
+    (["run", "backprop", "--set", "bogus=1"], "valid keys:"),
+    (["run", "backprop", "--set", "xor_sweeps=many"], "expected int"),
+    (["run", "backprop", "--set", "xor_sweeps"], "expects key=value"),
+    (["run", "backprop", "--device", "cuda:7"], "not available"),
+])
+def test_user_errors_print_one_line_and_exit_2(capsys, tmp_path, argv, message):
+    code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path / "x")) if argv[0] == "run" else run_cli(capsys, *argv)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_existing_out_without_resume_and_resume_without_out(capsys, tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "result.json").write_text("{}")
+    code, _, err = run_cli(capsys, "run", "backprop", "--scale", "smoke", "--out", str(tmp_path / "old"))
+    assert code == 2 and "already holds a run" in err
+    code, _, err = run_cli(capsys, "run", "backprop", "--resume", "--out", str(tmp_path / "missing"))
+    assert code == 2 and "does not exist" in err
+
+
+def test_corrupt_checkpoint_on_resume_is_a_user_error(capsys, tmp_path):
+    out_dir = tmp_path / "bp"
+    run_cli(capsys, "run", "backprop", "--scale", "smoke", "--out", str(out_dir), "--quiet")
+    victim = next((out_dir / "checkpoints").glob("*.safetensors"))
+    victim.write_bytes(b"garbage")
+    code, _, err = run_cli(capsys, "run", "backprop", "--scale", "smoke", "--out", str(out_dir), "--resume")
+    assert code == 2 and "corrupt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_installed_entry_point_exits_2_without_traceback():
+    proc = subprocess.run([sys.executable, "-m", "milestones", "run", "no_such_paper"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown paper" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "milestones", "run", "backprop", "--scale", "huge"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
