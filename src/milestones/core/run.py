@@ -153,7 +153,8 @@ class Run:
     # --- training ----------------------------------------------------------------------------
 
     def fit(self, name: str, steps: int, step: Callable[[int], dict], state: dict,
-            log_every: int | None = None, stop_on_nonfinite: bool = True) -> FitLog:
+            log_every: int | None = None, stop_on_nonfinite: bool = True,
+            evaluate: Callable[[], dict] | None = None) -> FitLog:
         """Call `step(i)` for i in [0, steps), logging, checkpointing and resuming.
 
         `step(i)` does one training step and returns its metrics (tensors or floats); "loss" among
@@ -162,6 +163,8 @@ class Run:
         read (and so the GPU synchronised) only every `log_every` steps. With `stop_on_nonfinite`
         a non-finite loss raises `Diverged`; without it the fit ends early and the log says when
         (for experiments where divergence is the result, e.g. a learning rate too high).
+        `evaluate()`, if given, runs at every log point and its metrics join the record (held-out
+        accuracy, say); it must not change the training state or draw from the global RNG.
         """
         path = self.out / "checkpoints" / f"{name}.safetensors"
         log = FitLog(name)
@@ -184,6 +187,8 @@ class Run:
             bar.update()
             if (i + 1) % log_every and i + 1 < steps:
                 continue
+            if evaluate is not None:
+                metrics |= evaluate()
             record = {"step": i + 1} | {k: self.mean_over_processes(_number(v)) for k, v in metrics.items()}
             if not math.isfinite(record.get("loss", 0.0)):
                 if stop_on_nonfinite:
