@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 import traceback
@@ -42,6 +43,9 @@ def cmd_list(args) -> int:
         fields = [dataclasses.asdict(p) | {"status": s} for p, s in rows]
         print(json.dumps(fields, indent=2))
         return 0
+    if args.markdown:
+        print(markdown_table())
+        return 0
     mark = {True: "x", False: "."}
     print(f"{'id':24} {'year':4}  {'era':13} N M E X  {'verdict':14} title")
     for p, s in rows:
@@ -51,6 +55,15 @@ def cmd_list(args) -> int:
     done = sum(s["implemented"] for _, s in rows)
     print(f"\n{done} of {len(rows)} papers implemented (N notes, M model, E equivalence test, X experiment)")
     return 0
+
+
+def markdown_table() -> str:
+    """The catalog as the README's paper table (tests/test_readme.py keeps the README in step)."""
+    lines = ["| # | paper | year | authors | era | constraint lifted |", "|---|---|---|---|---|---|"]
+    for i, p in enumerate(catalog.PAPERS, 1):
+        lines.append(f"| {i} | [{p.title}]({p.url}) (`{p.id}`) | {p.year} | {p.short_authors} | "
+                     f"{catalog.ERAS[p.era]} | {p.constraint} |")
+    return "\n".join(lines)
 
 
 def cmd_show(args) -> int:
@@ -84,6 +97,8 @@ def cmd_run(args) -> int:
         raise UserError(f"--resume needs an existing run folder; {out} does not exist")
     result = run(args.scale, out, seed=args.seed, device=args.device, overrides=_overrides(args.set),
                  resume=args.resume, quiet=args.quiet)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, the first process reports for all
+        return 0
     print(result.report())
     print(f"result: {out / 'result.json'}")
     for name in result.artifacts:
@@ -139,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="every paper with its status")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--markdown", action="store_true", help="the catalog as a markdown table (for the README)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("show", help="one paper in detail")
@@ -177,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"milestones: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader (e.g. `| head`) stopped listening
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("milestones: interrupted; the last checkpoint is kept (continue with --resume --out DIR)",
               file=sys.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 import typing
 from datetime import datetime
@@ -59,6 +60,8 @@ def configure(config_type: type, scales: dict, scale: str, overrides: dict[str, 
 
 def default_out(paper: str, scale: str, root: Path = Path("runs")) -> Path:
     """A fresh folder under runs/, never an earlier run's."""
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:  # each process would pick its own timestamp
+        raise UserError("under torchrun, pass --out DIR so that every process writes to the same folder")
     base = root / f"{datetime.now():%Y%m%d-%H%M%S}-{paper}-{scale}"
     out, n = base, 1
     while out.exists():

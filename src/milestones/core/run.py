@@ -70,8 +70,6 @@ class Run:
     def __init__(self, out: str | Path, seed: int = 0, device: str = "auto", resume: bool = False,
                  quiet: bool = False, amp: bool = True, checkpoint_every_s: float = 30.0):
         self.out = Path(out)
-        if not resume and self.out.exists() and any(self.out.iterdir()):
-            raise UserError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
         self.world_size = int(os.environ.get("WORLD_SIZE", 1))
         self.rank = int(os.environ.get("RANK", 0))
         self.device = pick_device(device)
@@ -79,6 +77,10 @@ class Run:
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if not resume and self.out.exists() and any(self.out.iterdir()):
+            raise UserError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+        if self.world_size > 1:
+            dist.barrier()  # every process has checked the folder before the first one writes to it
         self.seed = seed
         self.resume = resume
         self.quiet = quiet
