@@ -70,8 +70,13 @@ def default_out(paper: str, scale: str, root: Path = Path("runs")) -> Path:
     return out
 
 
-def experiment(claim: str, config: type, scales: dict):
-    """Decorate a paper's `run(cfg, ctx) -> Result` body; see the module docstring."""
+def experiment(claim: str, config: type, scales: dict, reproduces: bool = True):
+    """Decorate a paper's `run(cfg, ctx) -> Result` body; see the module docstring.
+
+    `reproduces=False` records, for the claims tests, that the quick run's honest verdict is "does
+    not hold" (the paper's notes say why). The verdict itself is still computed from the checks on
+    every run; the tests then assert that it stays what the notes report.
+    """
     if set(scales) != set(SCALES):
         raise ValueError(f"an experiment needs exactly the scales {SCALES}, got {sorted(scales)}")
 
@@ -96,7 +101,7 @@ def experiment(claim: str, config: type, scales: dict):
                 result.save(ctx.out / "result.json")
             return result
 
-        run.paper, run.claim, run.config_type, run.scales = paper, claim, config, scales
+        run.paper, run.claim, run.config_type, run.scales, run.reproduces = paper, claim, config, scales, reproduces
         return run
 
     return decorate
