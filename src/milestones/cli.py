@@ -5,6 +5,7 @@
     milestones run ID [options]           run one paper's experiment; writes result.json in --out
     milestones reproduce [ID ...]         run every implemented paper's experiment; writes summary.json
     milestones cite ID                    BibTeX
+    milestones book [--out DIR]           the static HTML book: notes, code, plots and verdicts
 
 A mistake the user can fix prints one line and exits with 2.
 """
@@ -147,6 +148,17 @@ def cmd_cite(args) -> int:
     return 0
 
 
+def cmd_book(args) -> int:
+    from milestones.book import build_book  # markdown, latex2mathml and pygments load only here
+
+    if args.book_runs and not Path(args.book_runs).is_dir():
+        raise UserError(f"--runs {args.book_runs} is not a folder; pass runs/ or a reproduce folder")
+    built = build_book(Path(args.out), Path(args.book_runs or args.runs))
+    print(f"book: {len(built.pages)} pages in {built.seconds:.1f} s")
+    print(built.index.resolve())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="milestones", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default="runs", help="where earlier runs are looked up for verdicts (default runs/)")
@@ -183,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cite", help="BibTeX for a paper")
     p.add_argument("paper")
     p.set_defaults(func=cmd_cite)
+
+    p = sub.add_parser("book", help="build the static HTML book")
+    p.add_argument("--out", default="build/book", help="the folder to write (default build/book; replaced)")
+    p.add_argument("--runs", dest="book_runs", metavar="DIR",
+                   help="where results are looked up: runs/ (the default) or one reproduce folder")
+    p.set_defaults(func=cmd_book)
     return parser
 
 
