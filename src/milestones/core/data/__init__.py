@@ -1,4 +1,4 @@
-"""Data that runs offline: bundled (sklearn digits, Shakespeare) and procedural (2-D toys, shapes)."""
+"""Data that runs offline: bundled (sklearn digits, Shakespeare) and procedural (2-D toys, shapes, sequence tasks)."""
 
 from milestones.core.data.digits import Split, load_digits, random_shifts, shift
 from milestones.core.data.shakespeare import CharTokenizer, shakespeare_text
@@ -7,3 +7,20 @@ from milestones.core.data.toy2d import gaussian_grid, rings, spirals, two_moons
 
 __all__ = ["CharTokenizer", "Shapes", "Split", "gaussian_grid", "load_digits", "make_shapes", "random_shifts", "rings",
            "shakespeare_text", "shift", "spirals", "two_moons"]
+
+from milestones.core.data.sequences import (ADDING_BASELINE_MSE, IGNORE, REBER_SYMBOLS, ReberStream,  # noqa: E402
+                                            adding_problem, continual_embedded_reber, copy_task, delayed_recall,
+                                            embedded_reber, embedded_reber_strings, reverse_task, windowed_parity)
+
+__all__ += ["ADDING_BASELINE_MSE", "IGNORE", "REBER_SYMBOLS", "ReberStream", "adding_problem",
+            "continual_embedded_reber", "copy_task", "delayed_recall", "embedded_reber", "embedded_reber_strings",
+            "reverse_task", "windowed_parity"]
+
+from milestones.core.data.cells import Cells, make_cells  # noqa: E402  (appended: segmentation data)
+
+__all__ += ["Cells", "make_cells"]
+
+from milestones.core.data.translation import (toy_translation, translation_alignment,  # noqa: E402  (appended)
+                                              translation_dictionary)
+
+__all__ += ["toy_translation", "translation_alignment", "translation_dictionary"]
