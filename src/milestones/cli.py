@@ -6,6 +6,7 @@
     milestones reproduce [ID ...]         run every implemented paper's experiment; writes summary.json
     milestones cite ID                    BibTeX
     milestones book [--out DIR]           the static HTML book: notes, code, plots and verdicts
+    milestones bench [ID ...]             our implementations' speed against their references
 
 A mistake the user can fix prints one line and exits with 2.
 """
@@ -159,6 +160,29 @@ def cmd_book(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import importlib
+
+    import torch
+
+    from milestones.core.bench import matmul_peak_flops
+
+    chosen = [papers.lookup(i) for i in args.papers] if args.papers else list(catalog.PAPERS)
+    benched = [p for p in chosen if (papers.folder(p) / "bench.py").is_file()]
+    if not benched:
+        raise UserError(f"no benchmark among {', '.join(p.id for p in chosen)}; "
+                        "papers with one have a bench.py beside their model")
+    print(f"this machine's fp32 matmul peak: {matmul_peak_flops() / 1e9:.1f} GFLOP/s "
+          f"({torch.get_num_threads()} threads)\n")
+    print(f"{'paper':16} {'case':64} {'ours':>12} {'reference':>24} {'slowdown':>9}")
+    for p in benched:
+        for row in importlib.import_module(f"{p.module}.bench").benchmark(quick=args.quick):
+            reference = f"{row['reference']:.4g} {row['unit']} {row['reference_name']}"
+            print(f"{p.id:16} {row['case'][:64]:64} {row['ours']:>9.4g} {row['unit']:2} {reference:>24} "
+                  f"{row['slowdown']:>8.2f}x", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="milestones", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default="runs", help="where earlier runs are looked up for verdicts (default runs/)")
@@ -201,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", dest="book_runs", metavar="DIR",
                    help="where results are looked up: runs/ (the default) or one reproduce folder")
     p.set_defaults(func=cmd_book)
+
+    p = sub.add_parser("bench", help="time our implementations against their references")
+    p.add_argument("papers", nargs="*", help="only these papers (default: every paper with a bench.py)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks that the benchmarks run")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

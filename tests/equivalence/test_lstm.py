@@ -7,7 +7,6 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from milestones.sequences.lstm.experiment import benchmark
 from milestones.sequences.lstm.model import LSTM
 
 
@@ -93,8 +92,3 @@ def test_cell_states_are_recorded():
     assert len(lstm.cell_states) == 9
     assert_close(lstm.cell_states[-1], c[0])
 
-
-def test_benchmark_reports_both_times():
-    numbers = benchmark(batch=4, length=5, hidden=8, input_size=3, repeats=1)
-    assert numbers["ours_ms"] > 0 and numbers["nn_lstm_ms"] > 0
-    assert numbers["ratio"] == pytest.approx(numbers["ours_ms"] / numbers["nn_lstm_ms"])

@@ -8,12 +8,10 @@ baseline. Our LSTM and a plain recurrent net of similar size ([rnn](../rnn/model
 same data, optimizer and number of steps.
 
 The original 1997 cell (no forget gate) is also trained and reported, as a measurement: see notes.md.
-`benchmark()` times our LSTM against `nn.LSTM` (forward + backward), for the `milestones bench` table.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
@@ -113,26 +111,3 @@ def run(cfg: Config, ctx: Run) -> Result:
                  "original_cell_mse": errors.get("LSTM, 1997 cell (no forget gate)"),
                  "parameters": {name: sum(p.numel() for p in build().parameters()) for name, build in nets.items()}},
     )
-
-
-def benchmark(batch: int = 32, length: int = 100, hidden: int = 128, input_size: int = 32,
-              repeats: int = 5) -> dict:
-    """Forward + backward time of our LSTM and of `nn.LSTM` with the same weights (best of `repeats`)."""
-    torch.manual_seed(0)
-    ours = LSTM(input_size, hidden, batch_first=True)
-    reference = nn.LSTM(input_size, hidden, batch_first=True)
-    reference.load_state_dict(ours.state_dict())
-    x = torch.randn(batch, length, input_size)
-
-    def best_time(model: nn.Module) -> float:
-        times = []
-        for _ in range(repeats + 1):  # the first call warms up
-            start = time.perf_counter()
-            out, _ = model(x)
-            out.sum().backward()
-            times.append(time.perf_counter() - start)
-        return min(times[1:])
-
-    ours_s, reference_s = best_time(ours), best_time(reference)
-    return {"case": f"LSTM forward+backward, batch {batch}, length {length}, hidden {hidden}",
-            "ours_ms": 1e3 * ours_s, "nn_lstm_ms": 1e3 * reference_s, "ratio": ours_s / reference_s}

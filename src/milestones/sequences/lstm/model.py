@@ -94,8 +94,10 @@ class LSTM(nn.Module):
             driven = driven.view(steps, batch, -1)  # (T, B, gates*H)
             h, c = state[0][layer], state[1][layer]
             outputs, cells = [], []
-            for t in range(steps):
-                h, c = self.cell(torch.addmm(driven[t], h, w_hh.T), c)  # (B, gates*H) -> (B, H), (B, H)
+            # unbind, not driven[t]: one backward node for all steps instead of a full-size zero
+            # gradient per step (which made the backward pass quadratic in the length)
+            for drive in driven.unbind(0):
+                h, c = self.cell(torch.addmm(drive, h, w_hh.T), c)  # (B, gates*H) -> (B, H), (B, H)
                 outputs.append(h)
                 cells.append(c)
             x = torch.stack(outputs)  # (T, B, H): the next layer's input

@@ -71,7 +71,7 @@ class ElmanRNN(nn.Module):
         """
         if self.batch_first:
             x = x.transpose(0, 1)  # (T, B, I)
-        steps, batch = x.shape[:2]
+        batch = x.shape[1]
         if h0 is None:
             h0 = x.new_zeros(self.num_layers, batch, self.hidden_size)
         finals = []
@@ -79,8 +79,8 @@ class ElmanRNN(nn.Module):
             w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
             driven = x @ w_ih.T + b_ih  # (T, B, H): the input's share of every step, in one matmul
             h, states = h0[layer], []
-            for t in range(steps):
-                h = torch.tanh(driven[t] + h @ w_hh.T + b_hh)  # (B, H), equation (1)
+            for drive in driven.unbind(0):  # unbind: one backward node, not a full-size gradient per step
+                h = torch.tanh(torch.addmm(drive + b_hh, h, w_hh.T))  # (B, H), equation (1)
                 states.append(h)
             x = torch.stack(states)  # (T, B, H): the next layer's input
             finals.append(h)
