@@ -105,3 +105,10 @@ def test_installed_entry_point_exits_2_without_traceback():
     proc = subprocess.run([sys.executable, "-m", "milestones", "run", "backprop", "--scale", "huge"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_bench_prints_a_ratio_and_refuses_papers_without_a_benchmark(capsys):
+    code, out, _ = run_cli(capsys, "bench", "lstm", "--quick")
+    assert code == 0 and "matmul peak" in out and "nn.LSTM" in out and out.rstrip().endswith("x")
+    code, _, err = run_cli(capsys, "bench", "backprop")
+    assert code == 2 and "no benchmark" in err
