@@ -174,12 +174,12 @@ def cmd_bench(args) -> int:
                         "papers with one have a bench.py beside their model")
     print(f"this machine's fp32 matmul peak: {matmul_peak_flops() / 1e9:.1f} GFLOP/s "
           f"({torch.get_num_threads()} threads)\n")
-    print(f"{'paper':16} {'case':64} {'ours':>12} {'reference':>24} {'slowdown':>9}")
+    print(f"{'paper':10} {'case':64} {'ours':>18} {'reference':>30} {'slowdown':>9}")
     for p in benched:
         for row in importlib.import_module(f"{p.module}.bench").benchmark(quick=args.quick):
-            reference = f"{row['reference']:.4g} {row['unit']} {row['reference_name']}"
-            print(f"{p.id:16} {row['case'][:64]:64} {row['ours']:>9.4g} {row['unit']:2} {reference:>24} "
-                  f"{row['slowdown']:>8.2f}x", flush=True)
+            ours = f"{row['ours']:.4g} {row['unit']}"
+            reference = f"{row['reference']:.4g} {row['unit']} ({row['reference_name']})"
+            print(f"{p.id:10} {row['case'][:64]:64} {ours:>18} {reference:>30} {row['slowdown']:>8.2f}x", flush=True)
     return 0
 
 

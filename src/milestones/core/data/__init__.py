@@ -24,3 +24,11 @@ from milestones.core.data.translation import (toy_translation, translation_align
                                               translation_dictionary)
 
 __all__ += ["toy_translation", "translation_alignment", "translation_dictionary"]
+
+from milestones.core.data.largest_shape import make_largest_shape  # noqa: E402  (appended: AlexNet's Figure 1 task)
+
+__all__ += ["make_largest_shape"]
+
+from milestones.core.data.analogies import AnalogyCorpus, make_analogy_corpus  # noqa: E402  (appended: word2vec)
+
+__all__ += ["AnalogyCorpus", "make_analogy_corpus"]
