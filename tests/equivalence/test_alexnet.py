@@ -70,3 +70,17 @@ def test_small_alexnet_is_the_same_code_and_trains_end_to_end():
     loss = nn.functional.cross_entropy(model(x), y)
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_largest_shape_task_is_deterministic_and_labels_the_biggest_shape():
+    from milestones.core.data import make_largest_shape
+    from milestones.core.data.shapes import COLORS
+
+    x, y = make_largest_shape(64, size=16, shapes=3, noise=0.0, seed=3)
+    x2, y2 = make_largest_shape(64, size=16, shapes=3, noise=0.0, seed=3)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert x.shape == (64, 3, 16, 16) and 0 <= y.min() and y.max() < 18 and len(y.unique()) > 9
+    palette = torch.tensor(list(COLORS.values()))
+    for image, label in zip(x, y):  # the labelled colour covers the target: >= 15 px (a triangle of radius 3.2 px)
+        colour = palette[label % len(COLORS)].view(3, 1, 1)
+        assert ((image - colour).abs().amax(0) < 1e-6).sum() >= 15

@@ -1,6 +1,6 @@
 """A harder image-classification task from the procedural shapes: name the largest shape.
 
-Each 32 x 32 colour image holds `shapes` shapes on a cluttered background (coloured low-frequency
+Each colour image (32 x 32 by default) holds `shapes` shapes on a cluttered background (coloured low-frequency
 texture in each channel plus pixel noise). One of them, the target, is clearly the largest and is
 drawn last, so it is never hidden; the others are smaller distractors of random kinds and colours
 that may repeat the target's. The label is the target's kind and colour, 3 x 6 = 18 classes
@@ -9,7 +9,8 @@ that may repeat the target's. The label is the target's kind and colour, 3 x 6 =
 biggest one's outline and colour: more than a glance at the image, which is what makes it slower
 to learn than the sklearn digits (the point of AlexNet's Figure 1 miniature).
 
-`make_shapes` is left as it is; this module only reuses its palette and shape outlines.
+With `shapes=1` the task is one shape's kind and colour on the clutter (AlexNet's experiment uses
+that). `make_shapes` is left as it is; this module only reuses its palette and shape outlines.
 """
 
 from __future__ import annotations
