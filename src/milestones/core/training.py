@@ -32,9 +32,11 @@ def fit_classifier(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim
                    x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int,
                    x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
                    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
                    log_every: int | None = None, stop_on_nonfinite: bool = True) -> FitLog:
     """Train `model` (already on ctx.device) for `steps` minibatch steps; the log holds "loss",
-    "train_accuracy" (of the batch) and, with a test set, "test_accuracy"."""
+    "train_accuracy" (of the batch) and, with a test set, "test_accuracy". A learning-rate
+    `schedule` is stepped after every optimizer step and checkpointed with it."""
     net = ctx.wrap(model)
 
     def step(i: int) -> dict:
@@ -49,8 +51,11 @@ def fit_classifier(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
         return {"loss": loss.detach(), "train_accuracy": (logits.argmax(1) == yb).float().mean()}
 
     evaluate = (lambda: {"test_accuracy": accuracy(model, x_test, y_test)}) if x_test is not None else None
-    return ctx.fit(name, steps, step, {"model": model, "optimizer": optimizer}, log_every=log_every,
-                   stop_on_nonfinite=stop_on_nonfinite, evaluate=evaluate)
+    state = {"model": model, "optimizer": optimizer} | ({"schedule": schedule} if schedule is not None else {})
+    return ctx.fit(name, steps, step, state, log_every=log_every, stop_on_nonfinite=stop_on_nonfinite,
+                   evaluate=evaluate)

@@ -13,11 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import load_digits, random_shifts
-from milestones.core.training import accuracy
+from milestones.core.training import accuracy, fit_classifier
 from milestones.optimization.resnet.model import CifarResNet
 
 CLAIM = ("Degradation and its cure (Figures 1 and 6): a deeper plain net has higher training error than a "
@@ -57,35 +56,23 @@ def run(cfg: Config, ctx: Run) -> Result:
     for name, (n, residual) in nets.items():
         ctx.reseed(0)  # the same initial RNG state: the same minibatches and shifts for every net
         model = CifarResNet(n, residual, in_channels=1, widths=(cfg.width, 2 * cfg.width, 4 * cfg.width)).to(ctx.device)
-        net = ctx.wrap(model)
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(cfg.lr_drop_at * cfg.steps)], gamma=0.1)
-
-        def step(i: int) -> dict:
-            index = torch.randint(len(data.x_train), (cfg.batch_size,))
-            x = random_shifts(ctx.shard(data.x_train[index]), cfg.max_shift).to(ctx.device)
-            y = ctx.shard(data.y_train[index]).to(ctx.device)
-            with ctx.autocast():
-                logits = net(x)
-                loss = F.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            return {"loss": loss.detach(), "train_error": (logits.argmax(1) != y).float().mean()}
-
-        logs[name] = ctx.fit(name, cfg.steps, step, {"model": model, "optimizer": optimizer, "schedule": schedule},
-                             log_every=cfg.log_every)
+        logs[name] = fit_classifier(ctx, name, model, optimizer, data.x_train, data.y_train, cfg.steps,
+                                    cfg.batch_size, augment=lambda x: random_shifts(x, cfg.max_shift),
+                                    schedule=schedule, log_every=cfg.log_every)
         test_accuracy[name] = accuracy(model, data.x_test, data.y_test)
 
-    def final_error(name: str) -> float:
-        steps, errors = logs[name].series("train_error")
-        recent = [e for s, e in zip(steps, errors) if s > cfg.steps - cfg.final_window]
-        return sum(recent) / len(recent)
-
+    error_curves = {}  # name -> (steps, minibatch training error)
+    for name in nets:
+        steps, accuracies = logs[name].series("train_accuracy")
+        error_curves[name] = (steps, [1 - a for a in accuracies])
+    errors = {}  # name -> mean minibatch training error over the last `final_window` steps
+    for name, (steps, curve) in error_curves.items():
+        recent = [e for s, e in zip(steps, curve) if s > cfg.steps - cfg.final_window]
+        errors[name] = sum(recent) / len(recent)
     shallow, deep, residual = nets
-    errors = {name: final_error(name) for name in nets}
-    plots.curves(ctx.artifact("training_error.png"), {name: logs[name].series("train_error") for name in nets},
+    plots.curves(ctx.artifact("training_error.png"), error_curves,
                  "Training error (minibatches, shifted digits)", ylabel="training error")
     plots.bars(ctx.artifact("final_training_error.png"), errors,
                f"Training error, mean of the last {cfg.final_window} steps", ylabel="training error")
