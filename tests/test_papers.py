@@ -33,15 +33,18 @@ def test_smoke_run_writes_a_complete_result(paper, tmp_path):
 
 
 @pytest.mark.parametrize("paper", IMPLEMENTED, ids=lambda p: p.id)
-def test_quick_run_reproduces_the_claim(paper, tmp_path):
+def test_quick_run_reproduces_the_claim(paper, tmp_path, record_property):
     """The claim holds at quick scale; or, for a paper declared `reproduces=False`, it still does not
-    (and its notes say so), so that a change in either direction is noticed."""
+    (and its notes say so), so that a change in either direction is noticed.
+
+    The wall time is reported (tests/conftest.py prints the table), not asserted: machines of the same
+    2-core kind differ by 3-5x in speed, so a time limit would fail by noise on the slower ones."""
     run = papers.load_experiment(paper)
     result = run("quick", tmp_path, quiet=True)
+    record_property("quick_wall_s", result.wall_s)
     if run.reproduces:
         assert result.holds, result.report()
     else:
         assert not result.holds, f"{paper.id} now reproduces: set reproduces=True and update its notes\n{result.report()}"
         notes = " ".join((papers.folder(paper) / "notes.md").read_text().lower().split())  # line breaks as spaces
         assert "does not hold" in notes, f"{paper.id}'s notes must explain why its claim does not hold"
-    assert result.wall_s < 90, f"{paper.id} quick run took {result.wall_s:.0f} s; the budget is about 60 s"

@@ -1,0 +1,19 @@
+"""Test-session reporting: the wall time of every paper's quick run, against the guide's budget."""
+
+QUICK_BUDGET_S = 60  # GUIDE.md section 6: about 30 s on average, 60 s at most, on 2 CPU cores
+
+
+def pytest_terminal_summary(terminalreporter):
+    times = {}  # paper id -> seconds
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
+        properties = dict(report.user_properties)
+        if report.when == "call" and "quick_wall_s" in properties:
+            times[report.nodeid.split("[")[-1].rstrip("]")] = properties["quick_wall_s"]
+    if not times:
+        return
+    terminalreporter.section("quick runs: wall time (s)")
+    for paper, seconds in sorted(times.items(), key=lambda item: -item[1]):
+        flag = f"  over the {QUICK_BUDGET_S} s budget" if seconds > QUICK_BUDGET_S else ""
+        terminalreporter.write_line(f"{paper:24s} {seconds:6.1f}{flag}")
+    terminalreporter.write_line(f"{'total':24s} {sum(times.values()):6.1f}  "
+                                f"(mean {sum(times.values()) / len(times):.1f}; budget: mean about 30)")
