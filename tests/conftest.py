@@ -1,6 +1,18 @@
-"""Test-session reporting: the wall time of every paper's quick run, against the guide's budget."""
+"""Test-session set-up and reporting: one thread per test process, and the wall time of every
+paper's quick run against the guide's budget."""
+
+import os
+
+import torch
 
 QUICK_BUDGET_S = 60  # GUIDE.md section 6: about 30 s on average, 60 s at most, on 2 CPU cores
+
+
+def pytest_configure(config):
+    # `make test` runs one pytest-xdist worker per core; a second intra-op thread in each would
+    # only make the two compete for the same cores.
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        torch.set_num_threads(1)
 
 
 def pytest_terminal_summary(terminalreporter):
