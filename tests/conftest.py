@@ -23,7 +23,7 @@ def pytest_terminal_summary(terminalreporter):
             times[report.nodeid.split("[")[-1].rstrip("]")] = properties["quick_wall_s"]
     if not times:
         return
-    terminalreporter.section("quick runs: wall time (s)")
+    terminalreporter.section("quick runs: wall time (s), measured beside the other test process")
     for paper, seconds in sorted(times.items(), key=lambda item: -item[1]):
         flag = f"  over the {QUICK_BUDGET_S} s budget" if seconds > QUICK_BUDGET_S else ""
         terminalreporter.write_line(f"{paper:24s} {seconds:6.1f}{flag}")
