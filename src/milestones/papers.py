@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from milestones import catalog
@@ -28,17 +29,23 @@ def folder(paper: catalog.Paper) -> Path:
     return PACKAGE / paper.era / paper.id
 
 
-def status(paper: catalog.Paper, results: dict | None = None) -> dict:
-    """Which of the four parts exist, and the verdict of the paper's latest run (None if never run)."""
-    where = folder(paper)
-    latest = (results or {}).get(paper.id)
-    parts = {
+def parts(paper: catalog.Paper, where: Path | None = None, tests: Path = TESTS) -> dict[str, bool]:
+    """Which of the four parts exist. `where` (the paper's source folder, default `folder(paper)`) and
+    `tests` exist so that the book can be built from a fixture catalog kept outside the package."""
+    where = where or folder(paper)
+    return {
         "notes": (where / "notes.md").is_file(),
         "model": (where / "model.py").is_file(),
-        "equivalence_test": (TESTS / f"test_{paper.id}.py").is_file(),
+        "equivalence_test": (tests / f"test_{paper.id}.py").is_file(),
         "experiment": (where / "experiment.py").is_file(),
     }
-    return parts | {"implemented": all(parts.values()), "verdict": latest["verdict"] if latest else None}
+
+
+def status(paper: catalog.Paper, results: dict | None = None) -> dict:
+    """Which of the four parts exist, and the verdict of the paper's latest run (None if never run)."""
+    latest = (results or {}).get(paper.id)
+    found = parts(paper)
+    return found | {"implemented": all(found.values()), "verdict": latest["verdict"] if latest else None}
 
 
 def implemented() -> list[catalog.Paper]:
@@ -54,15 +61,29 @@ def load_experiment(paper: catalog.Paper):
     return importlib.import_module(f"{paper.module}.experiment").run
 
 
-def latest_results(root: Path = Path("runs")) -> dict[str, dict]:
-    """The most recent result.json of each paper under `root` (by file modification time)."""
-    found: dict[str, tuple[float, dict]] = {}
-    for path in root.glob("**/result.json") if root.is_dir() else ():
+@dataclass(frozen=True)
+class LatestRun:
+    """A paper's most recent result.json and the run folder that holds it (and the run's artifacts)."""
+
+    result: dict
+    folder: Path
+
+
+def latest_runs(root: Path = Path("runs")) -> dict[str, LatestRun]:
+    """The most recent result.json of each paper under `root`, by file modification time (sorted
+    paths make a tie go the same way on every machine)."""
+    found: dict[str, tuple[float, LatestRun]] = {}
+    for path in sorted(root.glob("**/result.json")) if root.is_dir() else ():
         try:
             result = json.loads(path.read_text())
             paper, mtime = result["paper"], path.stat().st_mtime
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a damaged or foreign file is not a result
-        if paper not in found or mtime > found[paper][0]:
-            found[paper] = (mtime, result)
-    return {paper: result for paper, (_, result) in found.items()}
+        if isinstance(paper, str) and (paper not in found or mtime > found[paper][0]):
+            found[paper] = (mtime, LatestRun(result, path.parent))
+    return {paper: run for paper, (_, run) in found.items()}
+
+
+def latest_results(root: Path = Path("runs")) -> dict[str, dict]:
+    """The most recent result.json of each paper under `root` (see `latest_runs`)."""
+    return {paper: run.result for paper, run in latest_runs(root).items()}

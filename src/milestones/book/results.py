@@ -1,0 +1,105 @@
+"""How a run's result.json is shown: its numbers, the checks that decide its verdict, its metrics,
+and its artifacts (figures inline, text files previewed, anything else linked).
+
+A result.json is data a run wrote, so every value in it is escaped and none is trusted to be of the
+type it should be.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from milestones import papers as paper_files
+from milestones.book.layout import Site, esc, rel
+from milestones.book.links import IMAGE_EXTS, copy_artifact
+
+TEXT_EXTS = {".txt", ".md", ".json", ".jsonl", ".csv", ".tsv", ".log"}
+TEXT_PREVIEW_CHARS = 6000
+
+
+def fmt(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def fmt_margin(value) -> str:
+    return f"{value:+.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "&ndash;"
+
+
+def smallest_margin(result: dict) -> float | None:
+    margins = [c.get("margin") for c in result.get("checks") or [] if isinstance(c, dict)]
+    margins = [m for m in margins if isinstance(m, (int, float)) and not isinstance(m, bool)]
+    return min(margins) if margins else None
+
+
+def checks_table(result: dict) -> str:
+    rows = []
+    for c in result.get("checks") or []:
+        if not isinstance(c, dict):
+            continue
+        ok = c.get("holds") is True
+        rows.append(
+            f'<tr class="{"ok" if ok else "bad"}"><td class="mark">{"&#10003;" if ok else "&#10007;"}</td>'
+            f'<td>{esc(str(c.get("what", "")))}</td><td class="num">{esc(fmt(c.get("value", "")))}</td>'
+            f'<td class="op">{esc(str(c.get("op", "")))}</td>'
+            f'<td>{esc(str(c.get("reference_what", "")))} <span class="num">'
+            f'({esc(fmt(c.get("reference", "")))})</span></td>'
+            f'<td class="num">{fmt_margin(c.get("margin"))}</td></tr>')
+    if not rows:
+        return '<p class="muted">This run recorded no checks.</p>'
+    return ('<table class="checks"><thead><tr><th></th><th>measured</th><th>value</th><th></th>'
+            '<th>against</th><th>margin</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+
+
+def value_html(value) -> str:
+    """A number, a short string, or a preview of a long text or a structure."""
+    if isinstance(value, (bool, int, float)) or value is None:
+        return f'<span class="num">{esc(fmt(value))}</span>'
+    if isinstance(value, str) and "\n" not in value and len(value) <= 120:
+        return f"<code>{esc(value)}</code>"
+    text = value if isinstance(value, str) else json.dumps(value, indent=1, default=str)
+    return f'<pre class="sample">{esc(text[:TEXT_PREVIEW_CHARS])}</pre>'
+
+
+def metrics_table(metrics) -> str:
+    if not isinstance(metrics, dict) or not metrics:
+        return ""
+    rows = "".join(f"<tr><th>{esc(str(k))}</th><td>{value_html(v)}</td></tr>" for k, v in metrics.items())
+    return f'<details class="metrics" open><summary>All metrics</summary><table class="kv">{rows}</table></details>'
+
+
+def artifacts_html(site: Site, here: str, paper_id: str, run: paper_files.LatestRun) -> str:
+    """The run's artifacts, copied into the site: figures, then text previews, then other files."""
+    figures, texts, others = [], [], []
+    for name in run.result.get("artifacts") or []:
+        if not isinstance(name, str):
+            continue
+        target = copy_artifact(site, paper_id, run.folder, name)
+        if target is None:
+            others.append(f'<li><code>{esc(name)}</code> <span class="muted">(missing from the run folder)</span></li>')
+            continue
+        url = esc(rel(here, target), quote=True)
+        suffix = Path(name).suffix.lower()
+        if suffix in IMAGE_EXTS:
+            figures.append(f'<figure><a href="{url}"><img src="{url}" alt="{esc(name, quote=True)}">'
+                           f'</a><figcaption><code>{esc(name)}</code></figcaption></figure>')
+        elif suffix in TEXT_EXTS:
+            text = (site.out / target).read_text(encoding="utf-8", errors="replace")
+            more = "\n…" if len(text) > TEXT_PREVIEW_CHARS else ""
+            texts.append(f'<div class="artifact-text"><p><a href="{url}"><code>{esc(name)}</code></a></p>'
+                         f'<pre class="sample">{esc(text[:TEXT_PREVIEW_CHARS] + more)}</pre></div>')
+        else:
+            others.append(f'<li><a href="{url}"><code>{esc(name)}</code></a></li>')
+    out = ""
+    if figures:
+        out += '<div class="figures">' + "".join(figures) + "</div>"
+    out += "".join(texts)
+    if others:
+        out += '<ul class="artifacts">' + "".join(others) + "</ul>"
+    return out
