@@ -361,3 +361,45 @@ def test_chromium_opens_every_page_without_console_errors(real_book):
     assert problems == {}
     for shot in shots.values():
         assert shot.stat().st_size > 20_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------------------------ verdicts
+
+def test_partial_verdict_names_its_failing_checks_and_a_custom_config_is_marked(tmp_path):
+    """A result.json of the current contract: a partial verdict, checks with and without a name, and
+    overrides from --set (hostile, so that they must be escaped). Paper page, report and an essay's
+    macros show the verdict as recorded, the failing checks, and the custom-config mark."""
+    relu = catalog.get("relu")
+    run = tmp_path / "runs" / "relu"
+    run.mkdir(parents=True)
+    check = {"value": 1.0, "op": "<", "reference": 0.5, "reference_what": "half", "margin": -0.5}
+    (run / "result.json").write_text(json.dumps({
+        "paper": "relu", "claim": "Rectifiers train faster.", "scale": "smoke", "holds": False, "seed": 0,
+        "verdict": "partly reproduces (1 of 3 checks)", "wall_s": 1.0, "config": {"steps": 5}, "artifacts": [],
+        "overrides": {"steps": 5, "note": EVIL},
+        "checks": [check | {"what": "loss against tanh", "name": "beats_tanh", "holds": False},
+                   check | {"what": "loss against sigmoid", "name": "beats_sigmoid", "holds": True},
+                   check | {"what": f"sparsity {EVIL}", "name": None, "holds": False}]}))
+    lessons = tmp_path / "lessons"
+    lessons.mkdir()
+    (lessons / "01-one.md").write_text("# One\n\n<!-- book:claim relu -->\n\nSee <!-- book:verdict relu -->.\n")
+    out = tmp_path / "book"
+    build_book(out, tmp_path / "runs", papers=(relu,), lessons_dir=lessons)
+    escaped_evil = "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;"
+    pages = {name: (out / name).read_text() for name in ("papers/relu.html", "report.html", "essays/one.html")}
+    for name, html in pages.items():
+        assert "<script" not in html, name
+        assert 'class="badge badge-fails">claim partly reproduces (1 of 3 checks)</span>' in html, name
+        assert "custom config, not the reference run" in html, name
+    for name in ("papers/relu.html", "report.html"):
+        failing = pages[name][pages[name].index('class="failing-checks"'):]
+        failing = failing[:failing.index("</p>")]
+        assert "<code>beats_tanh</code>" in failing and f"<code>sparsity {escaped_evil}</code>" in failing, name
+        assert "beats_sigmoid" not in failing, name
+        assert f"<code>note={escaped_evil}</code>" in pages[name] and "<code>steps=5</code>" in pages[name], name
+
+
+def test_a_result_without_the_new_fields_keeps_the_old_wording(fixture_book):
+    html = (fixture_book / "papers" / "evil.html").read_text()
+    assert 'class="badge badge-fails">claim does not hold</span>' in html
+    assert "custom config" not in html and "failing-checks" not in html

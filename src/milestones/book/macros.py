@@ -17,7 +17,7 @@ from typing import Callable
 
 from milestones import catalog
 from milestones.book.layout import badge, badge_dot, esc, paper_href, paper_link, rel
-from milestones.book.results import checks_table, fmt
+from milestones.book.results import CUSTOM_CONFIG, checks_table, fmt, overrides, verdict_badge, verdict_notes
 from milestones.book.sources import Sources
 from milestones.book.timeline import SHAPES, legend_icon
 
@@ -48,8 +48,8 @@ def claim_box(sources: Sources, here: str, p: catalog.Paper) -> str:
     if p.id in sources.runs:
         r = sources.runs[p.id].result
         return (f'<aside class="claim-box claim-{status}"><p class="claim-src">Our experiment: {link} '
-                f'{badge(status)}</p><blockquote class="claim">{esc(str(r.get("claim", "")))}</blockquote>'
-                f'{checks_table(r)}<p class="muted small">scale {esc(str(r.get("scale", "")))}, seed '
+                f'{verdict_badge(status, r)}</p>{verdict_notes(r)}'
+                f'<blockquote class="claim">{esc(str(r.get("claim", "")))}</blockquote>{checks_table(r)}<p class="muted small">scale {esc(str(r.get("scale", "")))}, seed '
                 f'{esc(str(r.get("seed", "")))}, {esc(fmt(r.get("wall_s", "")))} s</p></aside>')
     what = "not run yet" if status == "implemented" else "still to be built"
     return (f'<aside class="claim-box claim-{status}"><p class="claim-src">Our experiment: {link} '
@@ -58,8 +58,14 @@ def claim_box(sources: Sources, here: str, p: catalog.Paper) -> str:
 
 
 @_of_paper
-def verdict_badge(sources: Sources, here: str, p: catalog.Paper) -> str:
-    return f'<a class="verdict-ref" href="{rel(here, paper_href(p) + "#result")}">{badge(sources.status(p))}</a>'
+def verdict_ref(sources: Sources, here: str, p: catalog.Paper) -> str:
+    status = sources.status(p)
+    if p.id not in sources.runs:
+        return f'<a class="verdict-ref" href="{rel(here, paper_href(p) + "#result")}">{badge(status)}</a>'
+    result = sources.runs[p.id].result
+    custom = f' <span class="custom-config">({esc(CUSTOM_CONFIG)})</span>' if overrides(result) else ""
+    return (f'<a class="verdict-ref" href="{rel(here, paper_href(p) + "#result")}">'
+            f"{verdict_badge(status, result)}</a>{custom}")
 
 
 def constraints(sources: Sources, here: str, arg: str | None) -> str:
@@ -109,7 +115,7 @@ def longest_chain(sources: Sources, here: str, arg: str | None) -> str:
 
 MACROS: dict[str, Macro] = {
     "claim": claim_box,
-    "verdict": verdict_badge,
+    "verdict": verdict_ref,
     "constraints": constraints,
     "constraints-by-era": constraints_by_era,
     "progress": progress,

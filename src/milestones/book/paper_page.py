@@ -12,7 +12,8 @@ from milestones.book import markup
 from milestones.book.layout import (Site, badge, badge_dot, constraint_chip, era_chip, esc, page, paper_href,
                                     paper_link, rel)
 from milestones.book.links import resolver
-from milestones.book.results import artifacts_html, checks_table, fmt, metrics_table, value_html
+from milestones.book.results import (artifacts_html, checks_table, fmt, metrics_table, value_html, verdict_badge,
+                                     verdict_notes)
 from milestones.book.sources import Sources
 from milestones.book.timeline import ERA_COLORS, FALLBACK_COLOR
 
@@ -29,8 +30,8 @@ def result_section(sources: Sources, site: Site, here: str, p: catalog.Paper) ->
         facts = (f'scale <strong>{esc(str(r.get("scale", "?")))}</strong>, seed {esc(str(r.get("seed", "?")))}, '
                  f'{esc(fmt(wall)) + " s" if isinstance(wall, (int, float)) else "time not recorded"}')
         return (head + f'<blockquote class="claim">{esc(str(r.get("claim", "")))}</blockquote>'
-                f'<p class="verdict verdict-{status}">{badge(status)} <span class="muted">{facts}</span></p>'
-                + checks_table(r) + artifacts_html(site, here, p.id, sources.runs[p.id]) + metrics_table(r.get("metrics"))
+                f'<p class="verdict verdict-{status}">{verdict_badge(status, r)} <span class="muted">{facts}</span></p>'
+                + verdict_notes(r) + checks_table(r) + artifacts_html(site, here, p.id, sources.runs[p.id]) + metrics_table(r.get("metrics"))
                 + (f'<details class="config"><summary>Configuration of this run</summary><table class="kv">{cfg}'
                    f"</table></details>" if cfg else "")
                 + f'<p class="muted small">Run again with <code>milestones run {esc(p.id)}</code>.</p></section>')

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from milestones import catalog
 from milestones.book.layout import Site, badge, esc, page, paper_link
-from milestones.book.results import fmt, fmt_margin, smallest_margin
+from milestones.book.results import fmt, fmt_margin, smallest_margin, verdict_badge, verdict_notes
 from milestones.book.sources import Sources
 
 
@@ -22,7 +22,7 @@ def run_row(sources: Sources, here: str, p: catalog.Paper) -> str:
         for c in r.get("checks") or [] if isinstance(c, dict))
     return (f'<tr class="row-{status}"><td>{paper_link(here, p)}<div class="muted small">{p.year}</div></td>'
             f'<td>{esc(str(r.get("claim", "")))}<details><summary>checks</summary><ul class="checklist">{checks}'
-            f"</ul></details></td><td>{badge(status)}</td>"
+            f"</ul></details></td><td>{verdict_badge(status, r)}{verdict_notes(r)}</td>"
             f'<td class="num">{fmt_margin(smallest_margin(r))}</td>'
             f'<td class="num">{esc(fmt(wall)) + " s" if isinstance(wall, (int, float)) else "&ndash;"}</td>'
             f'<td>{esc(str(r.get("scale", "")))}</td></tr>')
