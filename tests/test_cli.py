@@ -50,6 +50,7 @@ def test_run_smoke_writes_result_and_resume_completes(capsys, tmp_path):
     assert code == 0 and "result:" in out
     result = json.loads((out_dir / "result.json").read_text())
     assert result["paper"] == "backprop" and result["config"]["xor_restarts"] == 1
+    assert result["overrides"] == {"xor_restarts": 1} and "custom config, not the reference run" in out
     assert isinstance(result["holds"], bool) and result["wall_s"] > 0
     code, again, _ = run_cli(capsys, "run", "backprop", "--scale", "smoke", "--out", str(out_dir), "--quiet",
                              "--set", "xor_restarts=1", "--resume")

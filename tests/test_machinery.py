@@ -12,10 +12,11 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from milestones.core import Diverged, Run, UserError, check, checkpoint
+from milestones.core import Diverged, Result, Run, UserError, check, checkpoint
 from milestones.core.data import (CharTokenizer, load_digits, make_shapes, random_shifts, shakespeare_text, shift,
                                   spirals, two_moons)
 from milestones.core.experiment import configure
+from milestones.core import training
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_tiny.py"
 ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -106,6 +107,43 @@ def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path):
     assert_close(torch.tensor(two), torch.tensor(one), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("paper", ["lstm", "unet"])
+def test_ddp_two_processes_match_one_in_a_paper_experiment(paper, tmp_path):
+    """Every experiment trains through core.training.train, which shards the global batch: the smoke
+    run of a sequence experiment and of the U-Net under torchrun logs the losses of one process."""
+    command = ["-m", "milestones", "run", paper, "--scale", "smoke", "--device", "cpu", "--quiet", "--out"]
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    for out, launcher in ((tmp_path / "one", []), (tmp_path / "two", torchrun)):
+        done = subprocess.run([sys.executable, *launcher, *command, str(out)], env=ENV, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    one, two = ([json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+                for run in ("one", "two"))
+    assert [(r["fit"], r["step"]) for r in one] == [(r["fit"], r["step"]) for r in two] and len(one) >= 5
+    # as in the test above: float32 rounding of the averaged gradient, amplified a little by Adam
+    assert_close(torch.tensor([r["loss"] for r in two]), torch.tensor([r["loss"] for r in one]), rtol=1e-4, atol=1e-5)
+
+
+def test_the_training_loop_wraps_the_model_and_gives_each_process_its_shard(tmp_path, monkeypatch):
+    """With two processes, the model the loss sees is the wrapped one and the batch is this process's
+    half of the global batch (the torchrun tests above then show the halves average correctly)."""
+    ctx = Run(tmp_path / "run", quiet=True)
+    monkeypatch.setattr(ctx, "world_size", 2)
+    monkeypatch.setattr(ctx, "rank", 1)
+    model, wrapped = torch.nn.Linear(3, 1), torch.nn.Identity()
+    monkeypatch.setattr(ctx, "wrap", lambda m: wrapped if m is model else None)
+    monkeypatch.setattr(ctx, "mean_over_processes", lambda value: value)  # no process group here
+    x = torch.arange(24.0).view(8, 3)
+    seen = []
+
+    def loss(net, xb):
+        seen.append((net, xb))
+        return model(xb).pow(2).mean()
+
+    training.train(ctx, "sharded", model, torch.optim.SGD(model.parameters(), lr=0.0), 2, lambda i: (x,), loss)
+    assert len(seen) == 2 and all(net is wrapped and torch.equal(xb, x[4:]) for net, xb in seen)
+
+
 def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     ctx = Run(tmp_path, quiet=True, checkpoint_every_s=0.0)
     w = torch.nn.Parameter(torch.ones(1))
@@ -158,6 +196,11 @@ def test_check_margins_and_verdicts():
     assert check("acc", 0.9, ">=", 0.8).holds and check("acc", 0.9, ">=", 0.8).margin == pytest.approx(0.1)
     assert not check("err", 0.3, "<", 0.2).holds and check("err", 0.3, "<", 0.2).margin == pytest.approx(-0.1)
     assert not check("loss", float("nan"), "<", 1.0).holds
+    ok, bad = check("acc", 0.9, ">=", 0.8), check("err", 0.3, "<", 0.2, name="err_small")
+    assert Result([ok, ok]).verdict == "holds" and Result([bad]).verdict == "does not hold"
+    partial = Result([ok, bad, ok])
+    assert not partial.holds and partial.verdict == "partly reproduces (2 of 3 checks)"
+    assert partial.failing == [bad] and "failing: err_small" in partial.report()
 
 
 def test_data_is_deterministic_and_well_formed():

@@ -49,11 +49,11 @@ def cmd_list(args) -> int:
         print(markdown_table())
         return 0
     mark = {True: "x", False: "."}
-    print(f"{'id':24} {'year':4}  {'era':13} N M E X  {'verdict':14} title")
+    print(f"{'id':24} {'year':4}  {'era':13} N M E X  {'title':60}  verdict")
     for p, s in rows:
         flags = " ".join(mark[s[k]] for k in ("notes", "model", "equivalence_test", "experiment"))
         verdict = s["verdict"] or ("not run" if s["experiment"] else "")
-        print(f"{p.id:24} {p.year}  {p.era:13} {flags}  {verdict:14} {p.title[:60]}")
+        print(f"{p.id:24} {p.year}  {p.era:13} {flags}  {p.title[:60]:60}  {verdict}".rstrip())
     done = sum(s["implemented"] for _, s in rows)
     print(f"\n{done} of {len(rows)} papers implemented (N notes, M model, E equivalence test, X experiment)")
     return 0
@@ -121,7 +121,7 @@ def cmd_reproduce(args) -> int:
         try:
             result = run(args.scale, root / p.id, seed=args.seed, device=args.device, quiet=args.quiet)
             row = {"paper": p.id, "holds": result.holds, "verdict": result.verdict, "wall_s": round(result.wall_s, 2),
-                   "checks": result.to_dict()["checks"], "claim": result.claim}
+                   "checks": result.to_dict()["checks"], "claim": result.claim, "overrides": result.overrides}
         except UserError:
             raise
         except Exception as e:  # one broken paper must not hide the others' verdicts
@@ -134,11 +134,11 @@ def cmd_reproduce(args) -> int:
     (root / "summary.json").write_text(json.dumps(
         {"scale": args.scale, "seed": args.seed, "created": datetime.now().isoformat(timespec="seconds"),
          "wall_s": round(total, 2), "papers": summary}, indent=2) + "\n")
-    print(f"\n{'paper':24} {'verdict':14} {'time':>8}  smallest margin")
+    print(f"\n{'paper':24} {'time':>8}  {'smallest margin':>15}  verdict")
     for row in summary:
         margin = min((c["margin"] for c in row["checks"]), default=float("nan"))
         wall = f"{row['wall_s']:.1f} s" if row["wall_s"] is not None else "-"
-        print(f"{row['paper']:24} {row['verdict']:14} {wall:>8}  {margin:+.4g}")
+        print(f"{row['paper']:24} {wall:>8}  {margin:>+15.4g}  {papers.verdict_text(row)}")
     held = sum(r["holds"] for r in summary)
     print(f"\n{held} of {len(summary)} claims hold; {total:.0f} s in all; everything is under {root}")
     return 1 if any(r["verdict"] == "error" for r in summary) else 0

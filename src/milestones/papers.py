@@ -45,7 +45,19 @@ def status(paper: catalog.Paper, results: dict | None = None) -> dict:
     """Which of the four parts exist, and the verdict of the paper's latest run (None if never run)."""
     latest = (results or {}).get(paper.id)
     found = parts(paper)
-    return found | {"implemented": all(found.values()), "verdict": latest["verdict"] if latest else None}
+    return found | {"implemented": all(found.values()), "verdict": verdict_text(latest) if latest else None}
+
+
+def verdict_text(result: dict) -> str:
+    """A result.json's verdict as the command line shows it: the failing checks of a partial verdict
+    by name, and a mark on a run whose config was changed with --set."""
+    text = str(result.get("verdict"))
+    if text.startswith("partly"):
+        failing = [c.get("name") or c.get("what") for c in result.get("checks", []) if not c.get("holds")]
+        text += f"; fails {', '.join(map(str, failing))}"
+    if result.get("overrides"):
+        text += "; custom config, not the reference run"
+    return text
 
 
 def implemented() -> list[catalog.Paper]:

@@ -2,7 +2,9 @@
 
 A claim is decided by one or more `Check`s. Each check compares a measured value against a
 reference (a threshold, or another measured number) and knows its margin, so the verdict is
-computed from numbers and never typed by hand: the claim holds when every check holds.
+computed from numbers and never typed by hand: the claim holds when every check holds, partly
+reproduces when some do, and does not hold when none does. A check that an experiment declares as
+expected to fail at `quick` scale (see `milestones.core.experiment`) carries a short `name`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Check:
     op: str
     reference: float
     reference_what: str
+    name: str | None = None  # a short identifier; needed for a check declared as expected to fail
 
     def __post_init__(self):
         if self.op not in _OPS:
@@ -41,12 +44,14 @@ class Check:
 
     def __str__(self) -> str:
         mark = "ok" if self.holds else "FAILS"
-        return (f"[{mark}] {self.what} = {self.value:.4g} {self.op} {self.reference_what} = "
+        label = f"{self.name}: " if self.name else ""
+        return (f"[{mark}] {label}{self.what} = {self.value:.4g} {self.op} {self.reference_what} = "
                 f"{self.reference:.4g} (margin {self.margin:+.4g})")
 
 
-def check(what: str, value: float, op: str, reference: float, reference_what: str = "target") -> Check:
-    return Check(what, float(value), op, float(reference), reference_what)
+def check(what: str, value: float, op: str, reference: float, reference_what: str = "target",
+          name: str | None = None) -> Check:
+    return Check(what, float(value), op, float(reference), reference_what, name)
 
 
 @dataclass
@@ -64,6 +69,7 @@ class Result:
     claim: str = ""
     scale: str = ""
     config: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)  # config fields changed from the scale's reference config
     seed: int = 0
     out: str = ""
     wall_s: float = 0.0
@@ -73,8 +79,16 @@ class Result:
         return bool(self.checks) and all(c.holds for c in self.checks)
 
     @property
+    def failing(self) -> list[Check]:
+        return [c for c in self.checks if not c.holds]
+
+    @property
     def verdict(self) -> str:
-        return "holds" if self.holds else "does not hold"
+        """"holds", "does not hold" (no check holds), or "partly reproduces (K of N checks)"."""
+        held = len(self.checks) - len(self.failing)
+        if self.holds:
+            return "holds"
+        return f"partly reproduces ({held} of {len(self.checks)} checks)" if held else "does not hold"
 
     def to_dict(self) -> dict:
         return {
@@ -87,6 +101,7 @@ class Result:
             "metrics": self.metrics,
             "artifacts": self.artifacts,
             "config": self.config,
+            "overrides": self.overrides,
             "seed": self.seed,
             "out": self.out,
             "wall_s": round(self.wall_s, 3),
@@ -96,7 +111,10 @@ class Result:
         path.write_text(json.dumps(self.to_dict(), indent=2, default=float) + "\n")
 
     def report(self) -> str:
-        lines = [f"{self.paper} ({self.scale}): the claim {self.verdict.upper()}", f"  claim: {self.claim}"]
+        custom = f" (custom config, not the reference run: {self.overrides})" if self.overrides else ""
+        lines = [f"{self.paper} ({self.scale}): the claim {self.verdict.upper()}{custom}", f"  claim: {self.claim}"]
         lines += [f"  {c}" for c in self.checks]
+        if self.failing:
+            lines.append("  failing: " + ", ".join(c.name or c.what for c in self.failing))
         lines.append(f"  wall time {self.wall_s:.1f} s; artifacts in {self.out}/")
         return "\n".join(lines)

@@ -8,6 +8,10 @@ decorator turns that body into the public entry point
 
 which builds the config (validating `--set key=value` overrides against the dataclass), opens a
 `Run` in the output folder, times the body, fills in the result and writes `result.json`.
+
+The thresholds that decide a verdict are module constants of the experiment, named in its claim, never
+`Config` fields: `--set` changes the experiment, not the bar. A run whose config differs from its
+scale's reference config records the difference as `overrides`, and is shown as a custom run.
 """
 
 from __future__ import annotations
@@ -70,12 +74,12 @@ def default_out(paper: str, scale: str, root: Path = Path("runs")) -> Path:
     return out
 
 
-def experiment(claim: str, config: type, scales: dict, reproduces: bool = True):
+def experiment(claim: str, config: type, scales: dict, expected_failures: tuple[str, ...] = ()):
     """Decorate a paper's `run(cfg, ctx) -> Result` body; see the module docstring.
 
-    `reproduces=False` records, for the claims tests, that the quick run's honest verdict is "does
-    not hold" (the paper's notes say why). The verdict itself is still computed from the checks on
-    every run; the tests then assert that it stays what the notes report.
+    `expected_failures` names the checks (by `Check.name`) that honestly fail at `quick` scale (the
+    paper's notes say why). The verdict is still computed from the checks on every run; the claims
+    test asserts that exactly these checks fail and every other one holds.
     """
     if set(scales) != set(SCALES):
         raise ValueError(f"an experiment needs exactly the scales {SCALES}, got {sorted(scales)}")
@@ -95,13 +99,19 @@ def experiment(claim: str, config: type, scales: dict, reproduces: bool = True):
                 ctx.close()
             result.paper, result.claim, result.scale, result.seed = paper, claim, scale, seed
             result.config = dataclasses.asdict(cfg)
+            reference = dataclasses.asdict(scales[scale])
+            result.overrides = {key: value for key, value in result.config.items() if value != reference[key]}
+            unknown = set(expected_failures) - {c.name for c in result.checks}
+            if unknown:
+                raise ValueError(f"{paper}: expected_failures names no check of the result: {sorted(unknown)}")
             result.artifacts, result.out = ctx.artifacts, str(ctx.out)
             result.wall_s = time.perf_counter() - start
             if ctx.is_main:
                 result.save(ctx.out / "result.json")
             return result
 
-        run.paper, run.claim, run.config_type, run.scales, run.reproduces = paper, claim, config, scales, reproduces
+        run.paper, run.claim, run.config_type, run.scales = paper, claim, config, scales
+        run.expected_failures = tuple(expected_failures)
         return run
 
     return decorate

@@ -1,12 +1,25 @@
-"""The supervised classification loop that many papers share, written once on top of `Run.fit`.
+"""The one training loop every paper uses, written once on top of `Run.fit`.
 
-Minibatches are drawn with replacement from the global RNG (so checkpoint/resume stays exact), an
-optional `augment` transforms each batch, the loss is cross-entropy, and held-out accuracy is
-measured at every log point with the model in eval mode.
+An experiment supplies the model, its optimizer, a batch function and a loss function; `train` does
+the rest: the device, the DistributedDataParallel wrap and each process's shard of the batch under
+`torchrun`, bf16 autocast where the device runs it fast, gradient clipping, the learning-rate
+schedule, evaluation hooks, logging, checkpoints and exact resume (through `Run.fit`).
+
+    def batch(i):  # the global batch of step i
+        index = torch.randint(len(x), (64,))
+        return x[index], y[index]
+
+    train(ctx, "lstm", model, optimizer, 1200, batch, loss=lambda net, xb, yb: ((net(xb) - yb) ** 2).mean())
+
+Batches are drawn from the global RNG, so a checkpoint (which saves it) resumes exactly. Every
+process draws the same global batch and keeps its own equal slice, so that N processes average the
+same gradient as one process with the whole batch. `fit_classifier` is the common case of
+cross-entropy on (input, label) pairs.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import torch
@@ -15,16 +28,75 @@ from torch import nn
 
 from milestones.core.run import FitLog, Run
 
+Batch = tuple[torch.Tensor, ...]
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-    """Fraction of `x` classified as `y`, in eval mode (dropout off, batch norm on running stats)."""
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """Run the body in eval mode (dropout off, batch norm on running statistics) and without
+    gradients, then restore the model's previous mode."""
     was_training = model.training
     model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def train(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim.Optimizer, steps: int,
+          batch: Callable[[int], Batch], loss: Callable[..., torch.Tensor | tuple[torch.Tensor, dict]], *,
+          clip: float | None = None, schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+          backward: Callable[[torch.Tensor], None] | None = None, data_parallel: bool = True, state: dict | None = None,
+          log_every: int | None = None, evaluate: Callable[[], dict] | None = None,
+          stop_on_nonfinite: bool = True) -> FitLog:
+    """Train `model` for `steps` optimizer steps; returns the log of `Run.fit`.
+
+    - `batch(i)`: the global batch of step i, a tuple of tensors whose first dimension is the batch
+      (each process keeps its shard and moves it to the device).
+    - `loss(net, *batch)`: the scalar loss, or (loss, {metric: value}); `net` is the model as
+      wrapped for this run (under DDP the wrapper, which averages gradients between processes).
+      It runs under autocast.
+    - `clip`: the largest gradient norm (`nn.utils.clip_grad_norm_`); `schedule`: a learning-rate
+      scheduler stepped after every optimizer step and checkpointed with it.
+    - `backward(loss)`: fills the parameters' `.grad`; autograd's `loss.backward()` by default. A paper
+      that computes its gradients by hand (backprop's delta rule) passes its own.
+    - `data_parallel=False`: for an update that does not split across processes (full-batch
+      training, hand-written gradients, word2vec's per-row means): every process then trains an
+      unwrapped model on the whole batch, and so computes exactly what one process would.
+    - `state`: further objects with a state_dict that the steps change, saved in checkpoints.
+    - `log_every`, `evaluate`, `stop_on_nonfinite`: as in `Run.fit`.
+    """
+    net = ctx.wrap(model) if data_parallel else model.to(ctx.device)
+
+    def step(i: int) -> dict:
+        inputs = tuple((ctx.shard(t) if data_parallel else t).to(ctx.device) for t in batch(i))
+        with ctx.autocast():
+            out = loss(net, *inputs)
+        value, metrics = out if isinstance(out, tuple) else (out, {})
+        optimizer.zero_grad(set_to_none=True)
+        if backward is None:
+            value.backward()
+        else:
+            backward(value)
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        return {"loss": value.detach()} | metrics
+
+    saved = {"model": model, "optimizer": optimizer} | ({"schedule": schedule} if schedule else {}) | (state or {})
+    return ctx.fit(name, steps, step, saved, log_every=log_every, evaluate=evaluate,
+                   stop_on_nonfinite=stop_on_nonfinite)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Fraction of `x` classified as `y`, in eval mode."""
     device = next(model.parameters()).device
-    correct = sum((model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]).sum().item()
-                  for i in range(0, len(x), batch_size))
-    model.train(was_training)
+    with evaluating(model):
+        correct = sum((model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]).sum().item()
+                      for i in range(0, len(x), batch_size))
     return correct / len(x)
 
 
@@ -34,28 +106,17 @@ def fit_classifier(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim
                    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
                    schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
                    log_every: int | None = None, stop_on_nonfinite: bool = True) -> FitLog:
-    """Train `model` (already on ctx.device) for `steps` minibatch steps; the log holds "loss",
-    "train_accuracy" (of the batch) and, with a test set, "test_accuracy". A learning-rate
-    `schedule` is stepped after every optimizer step and checkpointed with it."""
-    net = ctx.wrap(model)
+    """Cross-entropy on minibatches drawn with replacement from (x, y), optionally augmented; the
+    log holds "loss", "train_accuracy" (of the batch) and, with a test set, "test_accuracy"."""
 
-    def step(i: int) -> dict:
-        index = torch.randint(len(x), (batch_size,))  # the global batch; each process takes its shard
-        xb, yb = ctx.shard(x[index]), ctx.shard(y[index])
-        if augment is not None:
-            xb = augment(xb)
-        xb, yb = xb.to(ctx.device), yb.to(ctx.device)
-        with ctx.autocast():
-            logits = net(xb)
-            loss = F.cross_entropy(logits.float(), yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if schedule is not None:
-            schedule.step()
-        return {"loss": loss.detach(), "train_accuracy": (logits.argmax(1) == yb).float().mean()}
+    def draw(i: int) -> Batch:
+        index = torch.randint(len(x), (batch_size,))
+        return (x[index] if augment is None else augment(x[index])), y[index]
+
+    def classify(net: nn.Module, xb: torch.Tensor, yb: torch.Tensor):
+        logits = net(xb)
+        return F.cross_entropy(logits.float(), yb), {"train_accuracy": (logits.argmax(1) == yb).float().mean()}
 
     evaluate = (lambda: {"test_accuracy": accuracy(model, x_test, y_test)}) if x_test is not None else None
-    state = {"model": model, "optimizer": optimizer} | ({"schedule": schedule} if schedule is not None else {})
-    return ctx.fit(name, steps, step, state, log_every=log_every, stop_on_nonfinite=stop_on_nonfinite,
-                   evaluate=evaluate)
+    return train(ctx, name, model, optimizer, steps, draw, classify, schedule=schedule, log_every=log_every,
+                 evaluate=evaluate, stop_on_nonfinite=stop_on_nonfinite)

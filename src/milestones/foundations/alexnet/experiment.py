@@ -32,6 +32,7 @@ CLAIM = ("A convolutional network with ReLUs reaches a target training error sev
          "epochs) than the same network with tanh units (Figure 1: 25% on CIFAR-10, six times faster), and "
          "label-preserving data augmentation reduces overfitting, narrowing the gap between training and "
          "test accuracy (section 4.1).")
+TARGET_ERROR = 0.25  # Figure 1's target training error
 
 
 @dataclass
@@ -43,7 +44,6 @@ class Config:
     figure1_task: str = "digits"  # claim 1's data: "digits", or "shapes" (our second attempt; see notes.md)
     shapes_images: int = 800  # the shapes task's training set (12 minibatches an epoch)
     shapes_size: int = 16
-    target_error: float = 0.25  # Figure 1's target training error
     max_epochs: int = 6  # the shapes task was run with 50 (--set max_epochs=50)
     learning_rates: tuple[float, ...] = (0.003, 0.01, 0.03)  # each nonlinearity takes its fastest
     augment_train_images: int = 200  # a small training set, so that the unaugmented net overfits
@@ -76,7 +76,7 @@ def train_to_target(ctx: Run, name: str, model: AlexNet, optimizer: torch.optim.
         fit_classifier(ctx, f"{name}/epoch{epoch:03d}", model, optimizer, x, y, steps_per_epoch, cfg.batch_size,
                        log_every=steps_per_epoch)
         errors.append(1 - accuracy(model, x, y))
-        if errors[-1] <= cfg.target_error:
+        if errors[-1] <= TARGET_ERROR:
             break
     return errors
 
@@ -91,7 +91,7 @@ def finite_or_none(epochs: float) -> float | None:
     return None if math.isinf(epochs) else epochs
 
 
-@experiment(CLAIM, Config, SCALES, reproduces=False)  # Figure 1 reproduces neither on digits nor on shapes: notes.md
+@experiment(CLAIM, Config, SCALES, expected_failures=("relu_speedup",))  # neither on digits nor on shapes: notes.md
 def run(cfg: Config, ctx: Run) -> Result:
     # Claim 1: epochs to the target training error, ReLU against tanh, each at its best learning rate.
     data = load_digits(cfg.image_size)
@@ -112,7 +112,7 @@ def run(cfg: Config, ctx: Run) -> Result:
             optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum,
                                         weight_decay=cfg.weight_decay)
             errors = train_to_target(ctx, f"{activation}-lr{lr}", model, optimizer, x1, y1, cfg)
-            epochs = epochs_to_target(errors, cfg.target_error)
+            epochs = epochs_to_target(errors, TARGET_ERROR)
             if epochs < fastest[activation][0]:
                 fastest[activation] = (epochs, lr)
             curves[f"{activation}, lr {lr}"] = (list(range(1, len(errors) + 1)), errors)
@@ -123,7 +123,7 @@ def run(cfg: Config, ctx: Run) -> Result:
     else:  # if tanh never got there, count it as one epoch past the budget (a lower bound on the speed-up)
         speedup = min(tanh_epochs, cfg.max_epochs + 1) / relu_epochs
     plots.curves(ctx.artifact("relu_vs_tanh.png"), curves, "Figure 1 in miniature: training error per epoch",
-                 xlabel="epoch", ylabel="training error", hlines={"target": cfg.target_error})
+                 xlabel="epoch", ylabel="training error", hlines={"target": TARGET_ERROR})
 
     # Claim 2: the train-test gap with and without shifted copies, on a small training set of digits.
     x_small, y_small = data.x_train[:cfg.augment_train_images], data.y_train[:cfg.augment_train_images]
@@ -144,7 +144,7 @@ def run(cfg: Config, ctx: Run) -> Result:
     return Result(
         checks=[
             check("epochs for tanh / epochs for ReLU to reach the target training error", speedup, ">=", 2.0,
-                  "several times (the paper: 6)"),
+                  "several times (the paper: 6)", name="relu_speedup"),
             check("train-test accuracy gap with shifted copies", gaps["shifted"], "<", gaps["plain"],
                   "gap without augmentation"),
         ],

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from milestones.core import Result, Run, check, experiment, plots
+from milestones.core.training import train
 from milestones.foundations.backprop.model import DeltaRuleMLP
 
 CLAIM = ("Back-propagating errors trains hidden units to build the representations a task needs: a net "
@@ -62,19 +63,20 @@ def accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
     return ((output > 0.5) == (target > 0.5)).all(1).float().mean().item()
 
 
-def train(ctx: Run, name: str, sizes: list[int], x: torch.Tensor, d: torch.Tensor, sweeps: int,
-          lr: float, momentum: float, init_range: float) -> tuple[DeltaRuleMLP, list[float]]:
-    """Full-batch gradient descent with momentum; returns the net and its accuracy after each log."""
+def train_net(ctx: Run, name: str, sizes: list[int], x: torch.Tensor, d: torch.Tensor, sweeps: int,
+              lr: float, momentum: float, init_range: float) -> tuple[DeltaRuleMLP, list[float]]:
+    """Full-batch gradient descent with momentum, the gradients from the delta rule (model.py's
+    `backward`, not autograd); returns the net and its accuracy after each log."""
     net = DeltaRuleMLP(sizes, init_range)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
 
-    def step(i: int) -> dict:
+    def sweep(net: DeltaRuleMLP, x: torch.Tensor, d: torch.Tensor):
         out = net(x)
-        net.backward(d)
-        optimizer.step()
-        return {"loss": net.error(out, d), "accuracy": accuracy(out, d)}
+        return net.error(out, d), {"accuracy": accuracy(out, d)}
 
-    log = ctx.fit(name, sweeps, step, {"net": net, "optimizer": optimizer})
+    # every case at every sweep, on every process: the delta rule fills .grad itself, outside DDP
+    log = train(ctx, name, net, optimizer, sweeps, lambda i: (x, d), sweep, backward=lambda error: net.backward(d),
+                data_parallel=False)
     return net, log.series("accuracy")[1]
 
 
@@ -84,19 +86,19 @@ def run(cfg: Config, ctx: Run) -> Result:
     solved, best_single = [], 0.0
     for k in range(cfg.xor_restarts):
         ctx.reseed(k)
-        net, _ = train(ctx, f"xor-2-2-1-start{k}", [2, 2, 1], XOR_X, XOR_D, cfg.xor_sweeps,
-                       cfg.xor_lr, cfg.momentum, cfg.init_range)
+        net, _ = train_net(ctx, f"xor-2-2-1-start{k}", [2, 2, 1], XOR_X, XOR_D, cfg.xor_sweeps,
+                           cfg.xor_lr, cfg.momentum, cfg.init_range)
         solved.append(accuracy(net(XOR_X), XOR_D) == 1.0)
         ctx.reseed(k)
-        _, history = train(ctx, f"xor-2-1-start{k}", [2, 1], XOR_X, XOR_D, cfg.xor_sweeps,
-                           cfg.xor_lr, cfg.momentum, cfg.init_range)
+        _, history = train_net(ctx, f"xor-2-1-start{k}", [2, 1], XOR_X, XOR_D, cfg.xor_sweeps,
+                               cfg.xor_lr, cfg.momentum, cfg.init_range)
         best_single = max(best_single, *history)  # the best it ever did, at any logged point
 
     # The 8-3-8 encoder: reproduce 8 one-hot patterns through a 3-unit bottleneck.
     ctx.reseed(100)
     eye = torch.eye(8)
-    encoder, _ = train(ctx, "encoder-8-3-8", [8, 3, 8], eye, eye, cfg.encoder_sweeps,
-                       cfg.encoder_lr, cfg.momentum, cfg.init_range)
+    encoder, _ = train_net(ctx, "encoder-8-3-8", [8, 3, 8], eye, eye, cfg.encoder_sweeps,
+                           cfg.encoder_lr, cfg.momentum, cfg.init_range)
     out = encoder(eye)
     codes = encoder.activities[1]  # (8, 3) hidden activities, one row per pattern
     reproduced = int((out.argmax(1) == torch.arange(8)).sum()) if accuracy(out, eye) == 1.0 else 0
@@ -107,8 +109,8 @@ def run(cfg: Config, ctx: Run) -> Result:
     # Mirror symmetry, Figure 1 of the Nature paper.
     ctx.reseed(200)
     x_sym, d_sym = mirror_patterns()
-    sym_net, _ = train(ctx, "symmetry-6-2-1", [6, 2, 1], x_sym, d_sym, cfg.symmetry_sweeps,
-                       cfg.symmetry_lr, cfg.momentum, cfg.init_range)
+    sym_net, _ = train_net(ctx, "symmetry-6-2-1", [6, 2, 1], x_sym, d_sym, cfg.symmetry_sweeps,
+                           cfg.symmetry_lr, cfg.momentum, cfg.init_range)
     sym_accuracy = accuracy(sym_net(x_sym), d_sym)
     w = sym_net.weights[0].detach()  # (2, 6); the solution weights mirror positions with opposite sign
     antisymmetry = (-(w * w.flip(1)).sum(1) / (w * w).sum(1)).mean().item()  # 1 for w_i = -w_(5-i)

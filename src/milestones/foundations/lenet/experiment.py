@@ -23,6 +23,7 @@ from milestones.foundations.lenet.model import LeNet5
 CLAIM = ("LeNet-5 (the 1998 paper's Figure 2: C1-S2-C3-S4-C5-F6 with Euclidean RBF outputs) reaches at "
          "least 97% test accuracy on handwritten digits and beats the 1989 zip-code net trained with the "
          "same budget.")
+TARGET_ACCURACY = 0.97  # the claim's "at least 97%"
 
 
 @dataclass
@@ -33,7 +34,6 @@ class Config:
     lr: float = 0.05
     momentum: float = 0.9
     partial_c3: bool = True  # the paper's Table I; false connects C3 to all of S2's maps
-    target_accuracy: float = 0.97
 
 
 SCALES = {
@@ -69,7 +69,7 @@ def run(cfg: Config, ctx: Run) -> Result:
     mean = {name: statistics.mean(values) for name, values in accuracies.items()}
 
     plots.curves(ctx.artifact("test_accuracy.png"), curves, "Test accuracy during training (first repeat)",
-                 ylabel="test accuracy", hlines={f"{cfg.target_accuracy:.0%}": cfg.target_accuracy})
+                 ylabel="test accuracy", hlines={f"{TARGET_ACCURACY:.0%}": TARGET_ACCURACY})
     with torch.no_grad():  # what LeNet-5 sees at each stage, for one test digit
         c1, s2, c3, s4, _, _ = first[lenet_name].cpu().eval().features(nets[lenet_name][1].x_test[:1])
     maps = torch.cat([F.interpolate(m[:1, :6], size=28, mode="nearest")[0] for m in (c1, s2, c3, s4)])  # (24, 28, 28)
@@ -79,7 +79,7 @@ def run(cfg: Config, ctx: Run) -> Result:
 
     return Result(
         checks=[
-            check("LeNet-5 test accuracy", mean[lenet_name], ">=", cfg.target_accuracy, "target"),
+            check("LeNet-5 test accuracy", mean[lenet_name], ">=", TARGET_ACCURACY, "target"),
             check("LeNet-5 test accuracy", mean[lenet_name], ">", mean[zip_name], "1989 zip-code net test accuracy"),
         ],
         metrics={"parameters": parameters, "repeats": cfg.repeats,

@@ -19,12 +19,14 @@ import torch.nn.functional as F
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import make_cells
+from milestones.core.training import evaluating, train
 from milestones.foundations.unet.model import UNet
 
 CLAIM = ("Trained on very few annotated images with strong augmentation, the U-Net (Figure 1: a "
          "contracting path joined to a symmetric expanding path by skip connections) segments held-out "
          "images accurately (the paper's Table 2: IoU 0.92 on PhC-U373 from 35 training images); the same "
          "network without its skip connections segments worse, especially at object boundaries.")
+TARGET_IOU = 0.8  # "accurately": the bar for held-out IoU, below the paper's 0.92 for our 500-step run
 
 
 @dataclass
@@ -38,7 +40,6 @@ class Config:
     batch_size: int = 8
     lr: float = 1e-3
     band: int = 2  # pixels: the width of the boundary band that boundary IoU scores
-    target_iou: float = 0.8
 
 
 SCALES = {
@@ -79,34 +80,28 @@ def share(part: float, whole: float) -> float:
     return part / whole if whole > 0 else float("nan")
 
 
-@torch.no_grad()
 def predict(model: UNet, images: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
     """(N, H, W) bool foreground prediction, in eval mode (dropout off)."""
-    model.eval()
     device = next(model.parameters()).device
-    scores = torch.cat([model(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)])
-    model.train()
+    with evaluating(model):
+        scores = torch.cat([model(images[i:i + batch_size].to(device)).cpu()
+                            for i in range(0, len(images), batch_size)])
     return scores.argmax(1) == 1
 
 
-def train(ctx: Run, name: str, model: UNet, images: torch.Tensor, masks: torch.Tensor, cfg: Config) -> None:
+def train_segmenter(ctx: Run, name: str, model: UNet, images: torch.Tensor, masks: torch.Tensor, cfg: Config) -> None:
     """Pixel-wise softmax cross-entropy over the two classes, minibatches drawn with replacement."""
-    net = ctx.wrap(model)
+
+    def batch(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.randint(len(images), (cfg.batch_size,))
+        return augment(images[index], masks[index])
+
+    def loss(net: UNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(net(x).float(), y)  # (B, 2, H, W) scores against (B, H, W) labels
+
     # Adam (a later paper) instead of the paper's SGD with momentum 0.99: it needs no tuning per scale.
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-
-    def step(i: int) -> dict:
-        index = torch.randint(len(images), (cfg.batch_size,))
-        x, y = augment(images[index], masks[index])
-        x, y = ctx.shard(x).to(ctx.device), ctx.shard(y).to(ctx.device)
-        with ctx.autocast():
-            loss = F.cross_entropy(net(x).float(), y)  # (B, 2, H, W) scores against (B, H, W) labels
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.detach()}
-
-    ctx.fit(name, cfg.steps, step, {"model": model, "optimizer": optimizer}, log_every=max(1, cfg.steps // 20))
+    train(ctx, name, model, optimizer, cfg.steps, batch, loss, log_every=max(1, cfg.steps // 20))
 
 
 @experiment(CLAIM, Config, SCALES)
@@ -120,7 +115,7 @@ def run(cfg: Config, ctx: Run) -> Result:
     for name, skip in (("unet", True), ("no_skips", False)):
         ctx.reseed(1)
         model = UNet(1, 2, cfg.widths, padding=True, skip=skip, dropout=cfg.dropout).to(ctx.device)
-        train(ctx, name, model, train_set.images, train_set.masks, cfg)
+        train_segmenter(ctx, name, model, train_set.images, train_set.masks, cfg)
         predictions[name] = predict(model, test_set.images)
         scores[name] = {"iou": iou(predictions[name], truth),
                         "boundary_iou": iou(inner_band(predictions[name], cfg.band), truth_band)}
@@ -136,7 +131,7 @@ def run(cfg: Config, ctx: Run) -> Result:
     return Result(
         checks=[
             check(f"U-Net IoU on held-out images after {cfg.train_images} training images", unet["iou"], ">=",
-                  cfg.target_iou, "high"),
+                  TARGET_IOU, "high"),
             check("IoU without skip connections", plain["iou"], "<", unet["iou"], "IoU with them"),
             check(f"boundary IoU ({cfg.band}-pixel band) without skip connections", plain["boundary_iou"], "<",
                   unet["boundary_iou"], "boundary IoU with them"),

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import load_digits
-from milestones.core.training import fit_classifier
+from milestones.core.training import evaluating, fit_classifier
 from milestones.optimization.adam.model import Adam
 from milestones.optimization.dropout.model import DropoutMLP
 
@@ -60,15 +60,32 @@ def new_net(ctx: Run, width: int) -> DropoutMLP:
     return DropoutMLP(64, width, 2, 10, p_input=0.2, p_hidden=0.5).to(ctx.device)
 
 
-@torch.no_grad()
 def training_loss(net: DropoutMLP, x: torch.Tensor, y: torch.Tensor) -> float:
-    net.eval()
-    loss = F.cross_entropy(net(x), y).item()
-    net.train()
+    with evaluating(net):
+        loss = F.cross_entropy(net(x), y).item()
     return loss if math.isfinite(loss) else math.inf
 
 
-@experiment(CLAIM, Config, SCALES, reproduces=False)  # part 2 does not hold at this scale: see notes.md
+def record_update_sizes(net: DropoutMLP, optimizer: torch.optim.Optimizer, steps: int) -> list[float]:
+    """A list that the optimizer's first `steps` steps fill with their mean |change| per weight."""
+    sizes: list[float] = []
+    before: list[torch.Tensor] = []
+
+    def snapshot(*_):
+        if len(sizes) < steps:
+            before[:] = [p.detach().clone() for p in net.parameters()]
+
+    def measure(*_):
+        if len(sizes) < steps:
+            change = sum((p.detach() - b).abs().sum().item() for p, b in zip(net.parameters(), before))
+            sizes.append(change / sum(p.numel() for p in net.parameters()))
+
+    optimizer.register_step_pre_hook(snapshot)
+    optimizer.register_step_post_hook(measure)
+    return sizes
+
+
+@experiment(CLAIM, Config, SCALES, expected_failures=("bias_correction_final_loss",))  # see notes.md
 def run(cfg: Config, ctx: Run) -> Result:
     data = load_digits(8)
     x, y = data.x_train.to(ctx.device), data.y_train.to(ctx.device)
@@ -90,23 +107,10 @@ def run(cfg: Config, ctx: Run) -> Result:
         for lr in cfg.bias_learning_rates:
             net = new_net(ctx, cfg.width)
             optimizer = Adam(net.parameters(), lr=lr, betas=(0.9, cfg.bias_beta2), bias_correction=corrected)
-            sizes: list[float] = []
-
-            def step(i: int, net=net, optimizer=optimizer, sizes=sizes) -> dict:
-                index = torch.randint(len(data.x_train), (cfg.batch_size,))
-                loss = F.cross_entropy(net(data.x_train[index].to(ctx.device)), data.y_train[index].to(ctx.device))
-                before = [p.detach().clone() for p in net.parameters()] if i < cfg.early_steps else None
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if before is not None:  # mean |change| per weight over the whole network
-                    change = sum((p.detach() - b).abs().sum().item() for p, b in zip(net.parameters(), before))
-                    sizes.append(change / sum(p.numel() for p in net.parameters()))
-                return {"loss": loss.detach()}
-
+            sizes = record_update_sizes(net, optimizer, cfg.early_steps)
             label = "corrected" if corrected else "uncorrected"
-            log = ctx.fit(f"bias-{label}-lr{lr:g}", cfg.steps, step, {"net": net, "optimizer": optimizer},
-                          stop_on_nonfinite=False)
+            log = fit_classifier(ctx, f"bias-{label}-lr{lr:g}", net, optimizer, data.x_train, data.y_train,
+                                 cfg.steps, cfg.batch_size, stop_on_nonfinite=False)
             runs[corrected, lr] = {"loss": training_loss(net, x, y), "sizes": sizes, "curve": log.series("loss")}
 
     lrs = cfg.bias_learning_rates
@@ -134,7 +138,7 @@ def run(cfg: Config, ctx: Run) -> Result:
             check(f"median over learning rates of (update size without / with bias correction), "
                   f"first {cfg.early_steps} steps", median_ratio, ">=", 5.0, "five times"),
             check("learning rates at which training ends worse without bias correction", worse, ">=",
-                  math.ceil(len(lrs) / 2 + 0.5) if len(lrs) > 1 else 1, "a majority"),
+                  math.ceil(len(lrs) / 2 + 0.5) if len(lrs) > 1 else 1, "a majority", name="bias_correction_final_loss"),
         ],
         metrics={"training_loss": losses, "best_learning_rate": {n: b["lr"] for n, b in best.items()},
                  "bias_learning_rates": list(lrs), "update_size_ratio": size_ratio,

@@ -58,7 +58,7 @@ def full_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return loss
 
 
-@experiment(CLAIM, Config, SCALES, reproduces=False)  # the training-loss half does not hold here: see notes.md
+@experiment(CLAIM, Config, SCALES, expected_failures=("gelu_training_loss",))  # see notes.md
 def run(cfg: Config, ctx: Run) -> Result:
     # 1. Monte Carlo: the mean of x * Bernoulli(Phi(x)) against x Phi(x), in float64.
     x = torch.linspace(-4, 4, 33, dtype=torch.float64)
@@ -110,7 +110,7 @@ def run(cfg: Config, ctx: Run) -> Result:
             check("Monte Carlo vs x Phi(x): worst |error| in standard errors", z, "<=", 5.0, "5 standard errors"),
             check("Monte Carlo mean vs ReLU: largest difference", distance_from_relu, ">=", 0.1, "clearly not ReLU"),
             check("GELU MLP: mean final training loss", mean["train_loss"]["GELU"], "<=", best_other_train,
-                  "best of ReLU and ELU"),
+                  "best of ReLU and ELU", name="gelu_training_loss"),
             check("GELU MLP: mean final test loss", mean["test_loss"]["GELU"], "<=", best_other_test,
                   "best of ReLU and ELU"),
         ],

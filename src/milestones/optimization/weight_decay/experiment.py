@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from milestones.core import Result, Run, check, experiment, plots
+from milestones.core.training import train
 from milestones.optimization.weight_decay.model import DecayedSGD, optimal_decay, ridge_solution
 
 CLAIM = ("With noisy targets and about as many weights as examples, a linear network trained with a "
@@ -52,6 +53,7 @@ def run(cfg: Config, ctx: Run) -> Result:
     teacher = cfg.teacher_std * torch.randn(trials, n)  # (T, N)
     x = torch.randn(trials, p, n)  # (T, p, N)
     y = torch.einsum("tpn,tn->tp", x, teacher) + cfg.noise_std * torch.randn(trials, p)  # (T, p)
+    teacher, x, y = teacher.to(ctx.device), x.to(ctx.device), y.to(ctx.device)
 
     predicted = optimal_decay(cfg.noise_std ** 2, cfg.teacher_std ** 2)
     steps_out = round(cfg.decades * cfg.points_per_decade)
@@ -59,20 +61,18 @@ def run(cfg: Config, ctx: Run) -> Result:
 
     # Gradient descent converges for a step below 2 / (largest curvature); use 1 / curvature.
     curvature = torch.linalg.eigvalsh(x.transpose(1, 2) @ x / p).max().item()  # of the mean squared error
-    students = [torch.zeros(trials, n, requires_grad=True) for _ in decays]
+    # one (trials, N) student per decay, in a module so that checkpoints save them
+    students = torch.nn.ParameterList(torch.zeros(trials, n, device=ctx.device) for _ in decays)
     optimizer = DecayedSGD([{"params": [w], "weight_decay": lam / p, "lr": 1.0 / (curvature + lam / p)}
                             for w, lam in zip(students, decays)], lr=1.0, momentum=cfg.momentum)
 
-    def step(i: int) -> dict:
+    def summed_loss(students: torch.nn.ParameterList, x: torch.Tensor, y: torch.Tensor):
         # Each trial's loss depends only on its own row of weights, so one summed loss trains all.
         loss = sum(0.5 * (torch.einsum("tpn,tn->tp", x, w) - y).pow(2).mean(1).sum() for w in students)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.detach() / (trials * len(decays))}
+        return loss, {"loss_per_student": loss.detach() / (trials * len(decays))}
 
-    holder = torch.nn.ParameterList(students)  # gives the students a state_dict for checkpoints
-    ctx.fit("linear-students", cfg.steps, step, {"students": holder, "optimizer": optimizer})
+    # full-batch gradient descent: all the data at every step, on every process
+    train(ctx, "linear-students", students, optimizer, cfg.steps, lambda i: (x, y), summed_loss, data_parallel=False)
 
     with torch.no_grad():
         test_error = [(w - teacher).pow(2).sum(1).mean().item() for w in students]  # E_x[(w.x - u.x)^2]

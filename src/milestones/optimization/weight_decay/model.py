@@ -92,7 +92,7 @@ def ridge_solution(x: torch.Tensor, y: torch.Tensor, strength: float) -> torch.T
     x: (..., p, N) examples, y: (..., p) targets -> (..., N); leading dimensions are independent problems.
     """
     n = x.shape[-1]
-    gram = x.transpose(-1, -2) @ x + strength * torch.eye(n, dtype=x.dtype)  # (..., N, N)
+    gram = x.transpose(-1, -2) @ x + strength * torch.eye(n, dtype=x.dtype, device=x.device)  # (..., N, N)
     return torch.linalg.solve(gram, (x.transpose(-1, -2) @ y.unsqueeze(-1))).squeeze(-1)
 
 

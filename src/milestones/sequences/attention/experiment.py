@@ -19,9 +19,10 @@ import torch
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import toy_translation, translation_alignment
 from milestones.sequences.attention.model import AttentionTranslator
-from milestones.sequences.encoder_decoder.experiment import (HELD_OUT_SEED, accuracy_by_length, fast_gru,
-                                                             train_translator)
+from milestones.core.training import evaluating
 from milestones.sequences.encoder_decoder.model import EncoderDecoder
+from milestones.sequences.encoder_decoder.translation import (HELD_OUT_SEED, accuracy_by_length, fast_gru,
+                                                              train_translator)
 
 CLAIM = ("Letting the decoder attend to every encoder annotation keeps translation quality high as "
          "sentences grow longer, where the fixed-vector encoder-decoder degrades (the paper's Figure 2, "
@@ -54,18 +55,16 @@ SCALES = {
 }
 
 
-@torch.no_grad()
 def alignment_scores(model: AttentionTranslator, cfg: Config, length: int, device) -> tuple[float, float, torch.Tensor]:
     """On held-out sentences of `length` words: (mean attention mass on the true source word, fraction
     of output words whose most-attended source word is the true one, one example's alignment (T, N))."""
-    model.eval()
     source, target = toy_translation(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
-    _, alignments = model.teacher_forced(source.to(device), target.to(device))  # (B, T, N)
+    with evaluating(model):
+        _, alignments = model.teacher_forced(source.to(device), target.to(device))  # (B, T, N)
     alignments = alignments.cpu()
     truth = translation_alignment(length)  # (T,) the source position of each target position
     on_truth = alignments[:, torch.arange(length), truth]  # (B, T)
     hits = alignments.argmax(-1) == truth  # (B, T)
-    model.train()
     return on_truth.mean().item(), hits.float().mean().item(), alignments[0]
 
 

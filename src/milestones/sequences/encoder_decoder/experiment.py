@@ -11,24 +11,16 @@ position, measured separately for each sentence length.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 from milestones.core import Result, Run, check, experiment, plots
-from milestones.core.data import toy_translation
-from milestones.core.run import FitLog
 from milestones.sequences.encoder_decoder.model import EncoderDecoder
+from milestones.sequences.encoder_decoder.translation import accuracy_by_length, fast_gru, train_translator
 
 CLAIM = ("An RNN encoder-decoder with gated recurrent units learns to translate (here a toy language: "
          "a word dictionary plus local reordering), and its quality falls as sentences grow longer "
          "because the whole source must pass through one fixed-length vector (the weakness the paper's "
          "conclusion names, measured as the RNNencdec curves of Bahdanau et al.'s Figure 2).")
-
-HELD_OUT_SEED = 10**6  # held-out sentences of length L use seed HELD_OUT_SEED + L; training seeds are < 2**31
 
 
 @dataclass
@@ -51,41 +43,6 @@ SCALES = {
     "quick": Config(),
     "full": Config(max_length=40, hidden_size=256, steps=20000, eval_sentences=1000, eval_every=2),
 }
-
-
-def fast_gru(input_size: int, hidden_size: int) -> nn.Module:
-    # nn.GRU is proven equal to our GRU in tests/equivalence/test_encoder_decoder.py; it is fused, so faster.
-    return nn.GRU(input_size, hidden_size, batch_first=True)
-
-
-def train_translator(ctx: Run, name: str, model: nn.Module, cfg) -> FitLog:
-    """Teacher-forced cross-entropy on fresh toy sentences; `cfg` needs the training fields of Config."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-
-    def step(i: int) -> dict:
-        length = int(torch.randint(cfg.min_length, cfg.max_length + 1, ()))
-        source, target = toy_translation(cfg.batch_size, length, cfg.vocab, seed=int(torch.randint(2**31, ())))
-        logits = model(source.to(ctx.device), target.to(ctx.device))  # (B, T, V)
-        loss = F.cross_entropy(logits.flatten(0, 1), target.to(ctx.device).flatten())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        optimizer.step()
-        return {"loss": loss.detach(), "length": length}
-
-    return ctx.fit(name, cfg.steps, step, {"model": model, "optimizer": optimizer})
-
-
-def accuracy_by_length(model: nn.Module, cfg, lengths: list[int], device) -> list[float]:
-    """Fraction of target words greedy decoding gets right, for held-out sentences of each length."""
-    model.eval()
-    accuracies = []
-    for length in lengths:
-        source, target = toy_translation(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
-        guess = model.translate(source.to(device), length).cpu()
-        accuracies.append((guess == target).float().mean().item())
-    model.train()
-    return accuracies
 
 
 @experiment(CLAIM, Config, SCALES)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import REBER_SYMBOLS, continual_embedded_reber
+from milestones.core.training import train
 from milestones.sequences.forget_gate.model import (ReberPredictor, correct_predictions, forget_gate_values,
                                                     process_stream)
 
@@ -73,7 +74,7 @@ def strings_before_first_error(outcomes: torch.Tensor) -> torch.Tensor:
     return first.float()
 
 
-def train(ctx: Run, name: str, model: ReberPredictor, cfg: Config) -> list:
+def train_predictor(ctx: Run, name: str, model: ReberPredictor, cfg: Config) -> list:
     stream = continual_embedded_reber(cfg.streams * cfg.steps * cfg.chunk // 11 + cfg.streams, seed=ctx.seed)
     length = cfg.steps * cfg.chunk
     symbols = stream.symbols[:cfg.streams * length].view(cfg.streams, length)  # (B, L): B pieces of one stream
@@ -81,20 +82,19 @@ def train(ctx: Run, name: str, model: ReberPredictor, cfg: Config) -> list:
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)  # proven equal to ours in test_adam.py
     carried = {"state": None}  # the state between chunks; reset per stream after an error
 
-    def step(i: int) -> dict:
+    def chunk(i: int) -> tuple[torch.Tensor, torch.Tensor]:  # the streams are the batch dimension
         window = slice(i * cfg.chunk, (i + 1) * cfg.chunk)
-        logits, (h, c) = model(symbols[:, window], carried["state"])
-        loss = F.binary_cross_entropy_with_logits(logits, targets[:, window])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        clean = correct_predictions(logits.detach(), targets[:, window]).all(1)  # (B,) no error in the chunk
+        return symbols[:, window], targets[:, window]
+
+    def loss(net: ReberPredictor, x: torch.Tensor, y: torch.Tensor):
+        logits, (h, c) = net(x, carried["state"])
+        clean = correct_predictions(logits.detach(), y).all(1)  # (B,) no error in the chunk
         keep = clean.float().view(1, -1, 1)
         carried["state"] = (h.detach() * keep, c.detach() * keep)  # truncate; zero the streams that erred
-        return {"loss": loss.detach(), "clean_chunks": clean.float().mean()}
+        return F.binary_cross_entropy_with_logits(logits, y), {"clean_chunks": clean.float().mean()}
 
     # the carried state is rebuilt from zero on resume: a reset, as after an error
-    log = ctx.fit(name, cfg.steps, step, {"model": model, "optimizer": optimizer}, log_every=max(1, cfg.steps // 50))
+    log = train(ctx, name, model, optimizer, cfg.steps, chunk, loss, log_every=max(1, cfg.steps // 50))
     return log.series("clean_chunks")
 
 
@@ -112,7 +112,7 @@ def run(cfg: Config, ctx: Run) -> Result:
     for k, (name, forget_gate) in enumerate(variants.items()):
         ctx.reseed(k)
         model = ReberPredictor(len(REBER_SYMBOLS), cfg.hidden, forget_gate=forget_gate, forget_bias=cfg.forget_bias)
-        curves[name] = train(ctx, "forget-gate" if forget_gate else "no-forget-gate", model, cfg)
+        curves[name] = train_predictor(ctx, "forget-gate" if forget_gate else "no-forget-gate", model, cfg)
         logits, magnitude = process_stream(model, test_symbols)
         correct = correct_predictions(logits, test_targets)  # (B, L)
         outcomes = string_outcomes(correct, test_ends)[:, 1:]  # (B, strings); the first one is the warm-up

@@ -19,6 +19,7 @@ from torch import nn
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import ADDING_BASELINE_MSE, adding_problem
+from milestones.core.training import evaluating, train
 from milestones.sequences.lstm.model import LSTM
 from milestones.sequences.rnn.model import ElmanRNN
 
@@ -61,26 +62,25 @@ class AddingNet(nn.Module):
         return self.readout(states[:, -1]).squeeze(1)
 
 
-def train(ctx: Run, name: str, model: AddingNet, cfg: Config, data: tuple, test: tuple) -> list:
+def squared_error(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return ((net(x) - y) ** 2).mean()
+
+
+def train_adder(ctx: Run, name: str, model: AddingNet, cfg: Config, data: tuple, test: tuple) -> list:
     x, y = data
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
-    def step(i: int) -> dict:
+    def batch(i: int) -> tuple:
         index = torch.randint(len(x), (cfg.batch_size,))
-        loss = ((model(x[index]) - y[index]) ** 2).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.detach()}
+        return x[index], y[index]
 
-    log = ctx.fit(name, cfg.steps, step, {"model": model, "optimizer": optimizer},
-                  log_every=max(1, cfg.steps // 24), evaluate=lambda: {"test_mse": mse(model, *test)})
+    log = train(ctx, name, model, torch.optim.Adam(model.parameters(), lr=cfg.lr), cfg.steps, batch, squared_error,
+                log_every=max(1, cfg.steps // 24), evaluate=lambda: {"test_mse": mse(model, *test)})
     return log.series("test_mse")
 
 
-@torch.no_grad()
 def mse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return ((model(x) - y) ** 2).mean().item()
+    with evaluating(model):
+        return squared_error(model, x, y).item()
 
 
 @experiment(CLAIM, Config, SCALES)
@@ -96,7 +96,7 @@ def run(cfg: Config, ctx: Run) -> Result:
     for k, (name, build) in enumerate(nets.items()):
         ctx.reseed(k)
         model = build()
-        curves[name] = train(ctx, name.split(",")[0].replace(" ", "-") + f"-{k}", model, cfg, data, test)
+        curves[name] = train_adder(ctx, name.split(",")[0].replace(" ", "-") + f"-{k}", model, cfg, data, test)
         errors[name] = mse(model, *test)
     plots.curves(ctx.artifact("adding_problem.png"), curves, f"Adding problem, length {cfg.length}",
                  ylabel="test MSE", logy=True, hlines={"predict the mean (1/6)": ADDING_BASELINE_MSE})

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from milestones.core import Result, Run, check, experiment, plots
+from milestones.core.training import evaluating, train
 from milestones.sequences.moe.model import MixtureOfExperts, active_parameters, expert_parameters
 
 CLAIM = ("At equal computation per example (each sent to k = 2 experts), a sparsely-gated mixture-of-experts "
@@ -68,30 +69,21 @@ class ManyRegimes:
         return x, y
 
 
-def train(ctx: Run, name: str, layer: MixtureOfExperts, data: ManyRegimes, cfg: Config, test: tuple) -> list:
+def train_layer(ctx: Run, name: str, layer: MixtureOfExperts, data: ManyRegimes, cfg: Config, test: tuple) -> list:
+    def loss(net: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor):
+        mse = F.mse_loss(net(x), y)
+        return mse + layer.balance_loss, {"mse": mse.detach()}
+
     optimizer = torch.optim.Adam(layer.parameters(), lr=cfg.lr)  # equal to ours: tests/equivalence/test_adam.py
-
-    def step(i: int) -> dict:
-        x, y = data.sample(cfg.batch_size)  # from the global RNG, so resume stays exact
-        mse = F.mse_loss(layer(x), y)
-        loss = mse + layer.balance_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.detach(), "mse": mse.detach()}
-
-    log = ctx.fit(name, cfg.steps, step, {"layer": layer, "optimizer": optimizer},
-                  log_every=max(1, cfg.steps // 30), evaluate=lambda: {"test_mse": evaluate(layer, *test)[0]})
+    log = train(ctx, name, layer, optimizer, cfg.steps, lambda i: data.sample(cfg.batch_size), loss,
+                log_every=max(1, cfg.steps // 30), evaluate=lambda: {"test_mse": evaluate(layer, *test)[0]})
     return log.series("test_mse")
 
 
-@torch.no_grad()
 def evaluate(layer: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
     """Test MSE (no gate noise) and the number of test examples each expert received."""
-    was_training = layer.training
-    layer.eval()
-    mse = F.mse_loss(layer(x), y).item()
-    layer.train(was_training)
+    with evaluating(layer):
+        mse = F.mse_loss(layer(x), y).item()
     return mse, layer.tokens_per_expert.clone()
 
 
@@ -112,7 +104,7 @@ def run(cfg: Config, ctx: Run) -> Result:
         ctx.reseed(j)
         layer = MixtureOfExperts(cfg.dim, cfg.expert_hidden, experts, cfg.k, w_importance=w, w_load=w)
         name = f"{experts} experts" + ("" if w else ", no balancing losses")
-        curves[name] = train(ctx, f"moe-{experts}" + ("" if w else "-unbalanced"), layer, data, cfg, test)
+        curves[name] = train_layer(ctx, f"moe-{experts}" + ("" if w else "-unbalanced"), layer, data, cfg, test)
         mse, tokens = evaluate(layer, *test)
         results[name] = {"experts": experts, "test_mse": mse, "load_cv": load_cv(tokens),
                          "idle_experts": int((tokens == 0).sum()),

@@ -21,6 +21,7 @@ from torch import nn
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import IGNORE, delayed_recall
+from milestones.core.training import evaluating, train
 from milestones.sequences.rnn.model import ElmanRNN
 
 CLAIM = ("A fully recurrent net trained by gradient descent through time learns a task that needs memory "
@@ -82,27 +83,23 @@ def recall_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
 
 
-@torch.no_grad()
 def recall_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    predicted = model(x).argmax(-1)
+    with evaluating(model):
+        predicted = model(x).argmax(-1)
     scored = y != IGNORE
     return (predicted[scored] == y[scored]).float().mean().item()
 
 
-def train(ctx: Run, name: str, model: nn.Module, cfg: Config, data: tuple, test: tuple) -> None:
+def train_recaller(ctx: Run, name: str, model: nn.Module, cfg: Config, data: tuple, test: tuple) -> None:
     x, y = data
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
-    def step(i: int) -> dict:
+    def batch(i: int) -> tuple:
         index = torch.randint(len(x), (cfg.batch_size,))
-        loss = recall_loss(model(x[index]), y[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.detach()}
+        return x[index], y[index]
 
-    ctx.fit(name, cfg.steps, step, {"model": model, "optimizer": optimizer}, log_every=max(1, cfg.steps // 20),
-            evaluate=lambda: {"test_accuracy": recall_accuracy(model, *test)})
+    train(ctx, name, model, torch.optim.Adam(model.parameters(), lr=cfg.lr), cfg.steps, batch,
+          lambda net, xb, yb: recall_loss(net(xb), yb), log_every=max(1, cfg.steps // 20),
+          evaluate=lambda: {"test_accuracy": recall_accuracy(model, *test)})
 
 
 def gradient_norms(model: RecurrentRecaller, tokens: torch.Tensor) -> list[float]:
@@ -131,10 +128,10 @@ def run(cfg: Config, ctx: Run) -> Result:
 
     ctx.reseed(1)
     recurrent = RecurrentRecaller(cfg.vocab, cfg.hidden)
-    train(ctx, "recurrent", recurrent, cfg, data, test)
+    train_recaller(ctx, "recurrent", recurrent, cfg, data, test)
     ctx.reseed(2)
     feed_forward = FeedForwardRecaller(cfg.vocab, cfg.hidden)
-    train(ctx, "feed-forward", feed_forward, cfg, data, test)
+    train_recaller(ctx, "feed-forward", feed_forward, cfg, data, test)
     rnn_accuracy, ff_accuracy = recall_accuracy(recurrent, *test), recall_accuracy(feed_forward, *test)
 
     probe, _ = delayed_recall(256, cfg.probe_length, cfg.lag, cfg.vocab, seed=ctx.seed + 20_000)

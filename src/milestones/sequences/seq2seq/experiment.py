@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import toy_translation
-from milestones.sequences.encoder_decoder.experiment import HELD_OUT_SEED, accuracy_by_length, train_translator
+from milestones.core.training import evaluating
+from milestones.sequences.encoder_decoder.translation import HELD_OUT_SEED, accuracy_by_length, train_translator
 from milestones.sequences.seq2seq.model import Seq2Seq
 
 CLAIM = ("A deep LSTM encoder-decoder reaches a lower loss and translates better in the same training "
@@ -52,34 +53,30 @@ SCALES = {
 }
 
 
-@torch.no_grad()
 def held_out_loss(model: Seq2Seq, cfg: Config, lengths: list[int], device) -> float:
     """Mean teacher-forced cross-entropy per target word (nats) over held-out sentences of each length."""
-    model.eval()
     losses = []
-    for length in lengths:
-        source, target = toy_translation(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
-        logits = model(source.to(device), target.to(device))
-        losses.append(F.cross_entropy(logits.flatten(0, 1), target.to(device).flatten()).item())
-    model.train()
+    with evaluating(model):
+        for length in lengths:
+            source, target = toy_translation(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
+            logits = model(source.to(device), target.to(device))
+            losses.append(F.cross_entropy(logits.flatten(0, 1), target.to(device).flatten()).item())
     return sum(losses) / len(losses)
 
 
-@torch.no_grad()
 def beam_against_greedy(model: Seq2Seq, cfg: Config, lengths: list[int], device) -> dict:
     """Log-likelihoods log p(y | x) of the greedy and the beam translations of held-out sentences."""
-    model.eval()
     greedy_scores, beam_scores, greedy_right, beam_right = [], [], [], []
-    for length in lengths:
-        source, target = toy_translation(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
-        source, target = source.to(device), target.to(device)
-        greedy = model.translate(source, length)
-        beams, scores = model.beam_search(source, length, cfg.beam_size)
-        greedy_scores.append(model.log_likelihood(source, greedy))
-        beam_scores.append(scores[:, 0])
-        greedy_right.append((greedy == target).float().mean().item())
-        beam_right.append((beams[:, 0] == target).float().mean().item())
-    model.train()
+    with evaluating(model):
+        for length in lengths:
+            source, target = toy_translation(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
+            source, target = source.to(device), target.to(device)
+            greedy = model.translate(source, length)
+            beams, scores = model.beam_search(source, length, cfg.beam_size)
+            greedy_scores.append(model.log_likelihood(source, greedy))
+            beam_scores.append(scores[:, 0])
+            greedy_right.append((greedy == target).float().mean().item())
+            beam_right.append((beams[:, 0] == target).float().mean().item())
     greedy_scores, beam_scores = torch.cat(greedy_scores), torch.cat(beam_scores)
     return {"greedy_log_likelihood": greedy_scores.mean().item(), "beam_log_likelihood": beam_scores.mean().item(),
             "beam_gain": (beam_scores - greedy_scores).mean().item(),
@@ -89,7 +86,7 @@ def beam_against_greedy(model: Seq2Seq, cfg: Config, lengths: list[int], device)
             "beam_accuracy": sum(beam_right) / len(beam_right)}
 
 
-@experiment(CLAIM, Config, SCALES, reproduces=False)  # the reversal trick does not hold here: see notes.md
+@experiment(CLAIM, Config, SCALES, expected_failures=("reversal_loss", "reversal_accuracy"))  # see notes.md
 def run(cfg: Config, ctx: Run) -> Result:
     lengths = list(range(cfg.min_length, cfg.max_length + 1, cfg.eval_every))
     models, logs, loss, accuracy, early_loss = {}, {}, {}, {}, {}
@@ -116,9 +113,9 @@ def run(cfg: Config, ctx: Run) -> Result:
     return Result(
         checks=[
             check("held-out loss per word, source reversed", loss["reversed"], "<", loss["normal"],
-                  "source in normal order"),
+                  "source in normal order", name="reversal_loss"),
             check("held-out word accuracy, source reversed", mean_accuracy["reversed"], ">",
-                  mean_accuracy["normal"], "source in normal order"),
+                  mean_accuracy["normal"], "source in normal order", name="reversal_accuracy"),
             check(f"mean log p(y|x) gain of beam search (K={cfg.beam_size}) over greedy", beam["beam_gain"], ">",
                   0.0, "no gain"),
         ],

@@ -19,8 +19,9 @@ import torch
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data.analogies import AnalogyCorpus, make_analogy_corpus
-from milestones.sequences.word2vec.model import (Vocabulary, Word2Vec, analogy_answers, cbow_examples,
-                                                 detect_phrases, draw_negatives, join_phrases,
+from milestones.core.training import train
+from milestones.sequences.word2vec.model import (RowMeanSGD, Vocabulary, Word2Vec, analogy_answers,
+                                                 cbow_examples, detect_phrases, draw_negatives, join_phrases,
                                                  keep_probability, noise_distribution, phrase_scores,
                                                  skipgram_examples, subsample)
 
@@ -77,20 +78,24 @@ def train_word2vec(ctx: Run, name: str, vocab: Vocabulary, sentences: list[list[
     starts = [(e, s) for e, ex in enumerate(epoch_examples) for s in range(0, len(ex[0]), batch)]
 
     model = Word2Vec(len(vocab), dim, architecture)
+    optimizer = RowMeanSGD(model, lr)
+    decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: max(1.0 - i / len(starts), 1e-4))  # linear
 
-    def step(i: int) -> dict:
+    def pairs(i: int) -> tuple[torch.Tensor, ...]:
         epoch, start = starts[i]
         centres, contexts, *mask = (x[start:start + batch] for x in epoch_examples[epoch])
-        inputs, targets, mask = (centres, contexts, None) if architecture == "skipgram" else (contexts, centres, mask[0])
-        noise = draw_negatives(cumulative, (len(targets), negatives))  # (B, K)
-        rate = lr * max(1.0 - i / len(starts), 1e-4)
-        loss = model(inputs, targets, noise, mask)
-        loss.backward()
-        model.sgd_step(rate, inputs, targets, noise, mask)
-        return {"loss": loss.detach() / len(targets), "lr": rate}
+        inputs, targets = (centres, contexts) if architecture == "skipgram" else (contexts, centres)
+        return inputs, targets, draw_negatives(cumulative, (len(targets), negatives)), *mask  # noise: (B, K)
+
+    def loss(model: Word2Vec, inputs: torch.Tensor, targets: torch.Tensor, noise: torch.Tensor, *mask: torch.Tensor):
+        optimizer.use(inputs, targets, noise, *mask)
+        rate = optimizer.param_groups[0]["lr"]
+        value = model(inputs, targets, noise, *mask)
+        return value, {"loss_per_pair": value.detach() / len(targets), "lr": rate}
 
     start = time.perf_counter()
-    log = ctx.fit(name, len(starts), step, {"model": model})
+    # the per-row means of sgd_step do not split across processes: each trains on the whole batch
+    log = train(ctx, name, model, optimizer, len(starts), pairs, loss, schedule=decay, data_parallel=False)
     seconds = time.perf_counter() - start
     return model, {"pairs": sum(len(ex[0]) for ex in epoch_examples), "seconds": seconds, "log": log}
 
@@ -156,7 +161,7 @@ def run(cfg: Config, ctx: Run) -> Result:
                 (("man", "woman", "king"), ("france", "paris", "japan"), ("dog", "dogs", "car"))
                 if all(w in vocab.index for w in (a, b, c))}
 
-    plots.curves(ctx.artifact("loss.png"), {name: info["log"].series("loss") for name, (_, info, _) in runs.items()},
+    plots.curves(ctx.artifact("loss.png"), {name: info["log"].series("loss_per_pair") for name, (_, info, _) in runs.items()},
                  "negative-sampling loss per pair", ylabel="loss")
     plots.bars(ctx.artifact("analogies.png"),
                {f"{name}\n{section}": acc[section] for name, (_, _, acc) in runs.items()

@@ -201,6 +201,23 @@ class Word2Vec(nn.Module):
         return self.input_vectors.weight.detach().clone()
 
 
+class RowMeanSGD(torch.optim.Optimizer):
+    """`Word2Vec.sgd_step` as a torch optimizer, so that the shared training loop and a learning-rate
+    schedule drive it like any other. Its step needs the batch's rows: name them with `use` first."""
+
+    def __init__(self, model: Word2Vec, lr: float):
+        super().__init__(model.parameters(), {"lr": lr})
+        self.model = model
+        self.rows: tuple = ()
+
+    def use(self, inputs: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor,
+            mask: torch.Tensor | None = None) -> None:
+        self.rows = (inputs, targets, negatives, mask)
+
+    def step(self, closure=None) -> None:
+        self.model.sgd_step(self.param_groups[0]["lr"], *self.rows)
+
+
 # --- evaluation: analogies by vector offset -------------------------------------------------------
 
 
