@@ -23,9 +23,10 @@ run: setup
 	$(BIN)/milestones book --out build/book || exit $$?; \
 	echo "Open the book: file://$(CURDIR)/build/book/index.html"; exit $$status
 
-# Two test processes, one per core, each with one thread (tests/conftest.py): the small models here
+# The linter first (its rules are in pyproject.toml), then two test processes, one per core, each with one thread (tests/conftest.py): the small models here
 # gain almost nothing from a second intra-op thread, so two tests at once nearly halve the wall time.
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 clean:

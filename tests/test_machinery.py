@@ -12,11 +12,18 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from milestones.core import Diverged, Result, Run, UserError, check, checkpoint
-from milestones.core.data import (CharTokenizer, load_digits, make_shapes, random_shifts, shakespeare_text, shift,
-                                  spirals, two_moons)
+from milestones.core import Diverged, Result, Run, UserError, check, checkpoint, training
+from milestones.core.data import (
+    CharTokenizer,
+    load_digits,
+    make_shapes,
+    random_shifts,
+    shakespeare_text,
+    shift,
+    spirals,
+    two_moons,
+)
 from milestones.core.experiment import configure
-from milestones.core import training
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_tiny.py"
 ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

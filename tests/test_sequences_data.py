@@ -6,9 +6,19 @@ import re
 import pytest
 import torch
 
-from milestones.core.data import (ADDING_BASELINE_MSE, IGNORE, REBER_SYMBOLS, adding_problem,
-                                  continual_embedded_reber, copy_task, delayed_recall, embedded_reber,
-                                  embedded_reber_strings, reverse_task, windowed_parity)
+from milestones.core.data import (
+    ADDING_BASELINE_MSE,
+    IGNORE,
+    REBER_SYMBOLS,
+    adding_problem,
+    continual_embedded_reber,
+    copy_task,
+    delayed_recall,
+    embedded_reber,
+    embedded_reber_strings,
+    reverse_task,
+    windowed_parity,
+)
 
 # The Reber grammar written independently of the module, as a regular expression.
 FROM_4 = r"(?:XT*VP)*(?:S|XT*VV)"  # from the node reached by TS*X or by ...VP

@@ -5,8 +5,15 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from milestones.foundations.cnn.model import (ZIP_H2_CONNECTIONS, Conv2d, ZipCodeNet, avg_pool2d, conv2d,
-                                              free_parameters, max_pool2d)
+from milestones.foundations.cnn.model import (
+    ZIP_H2_CONNECTIONS,
+    Conv2d,
+    ZipCodeNet,
+    avg_pool2d,
+    conv2d,
+    free_parameters,
+    max_pool2d,
+)
 
 TOLERANCE = {"rtol": 1e-10, "atol": 1e-12}
 

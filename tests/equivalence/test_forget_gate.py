@@ -8,8 +8,12 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from milestones.sequences.forget_gate.model import (ReberPredictor, correct_predictions, forget_gate_values,
-                                                    process_stream)
+from milestones.sequences.forget_gate.model import (
+    ReberPredictor,
+    correct_predictions,
+    forget_gate_values,
+    process_stream,
+)
 
 SYMBOLS, HIDDEN = 7, 5
 

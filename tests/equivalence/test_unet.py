@@ -4,7 +4,6 @@ functional reference written with torch.nn.functional, forward and backward, val
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.testing import assert_close
 
 from milestones.core.data import make_cells

@@ -11,9 +11,16 @@ from torch.testing import assert_close
 from milestones.core import Run
 from milestones.core.data.analogies import make_analogy_corpus
 from milestones.sequences.word2vec.experiment import accuracies, train_word2vec
-from milestones.sequences.word2vec.model import (Vocabulary, Word2Vec, analogy_answers, detect_phrases,
-                                                 join_phrases, keep_probability, noise_distribution,
-                                                 phrase_scores)
+from milestones.sequences.word2vec.model import (
+    Vocabulary,
+    Word2Vec,
+    analogy_answers,
+    detect_phrases,
+    join_phrases,
+    keep_probability,
+    noise_distribution,
+    phrase_scores,
+)
 
 gensim = pytest.importorskip("gensim")
 from gensim.models import Phrases  # noqa: E402

@@ -50,7 +50,7 @@ class Chromium:
         self._buffer = b""
         self.events: list[dict] = []
 
-    def __enter__(self) -> "Chromium":
+    def __enter__(self) -> Chromium:
         self._profile = tempfile.mkdtemp(prefix="milestones-chromium-")
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
@@ -106,7 +106,8 @@ class Chromium:
         raw, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(raw)
 
-    def call(self, method: str, params: dict | None = None, session: bool = False, timeout: float | None = None) -> dict:
+    def call(self, method: str, params: dict | None = None, session: bool = False,
+             timeout: float | None = None) -> dict:
         self._next_id += 1
         message = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
@@ -148,7 +149,8 @@ class Chromium:
             method, params = event["method"], event.get("params", {})
             if method == "Runtime.exceptionThrown":
                 details = params.get("exceptionDetails", {})
-                problems.append(f"uncaught exception: {details.get('exception', {}).get('description') or details.get('text')}")
+                description = details.get("exception", {}).get("description") or details.get("text")
+                problems.append(f"uncaught exception: {description}")
             elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
                 problems.append("console error: " + " ".join(str(a.get("value", a.get("description", "")))
                                                              for a in params.get("args", [])))

@@ -19,9 +19,9 @@ the output folder; `links` resolves links and copies artifacts; `results` shows 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from milestones import catalog
 from milestones import papers as paper_files

@@ -35,7 +35,8 @@ def era_tables(sources: Sources, here: str) -> str:
             rows.append(
                 f'<tr><td class="num">{p.year}</td><td>{badge_dot(sources.status(p))}'
                 f'{paper_link(here, p, p.title)}<div class="muted small">{esc(p.short_authors)} &middot; '
-                f'{esc(p.venue)}</div></td><td>{legend_icon(SHAPES.get(p.constraint, "circle"))}{esc(p.constraint)}</td>'
+                f'{esc(p.venue)}</div></td>'
+                f'<td>{legend_icon(SHAPES.get(p.constraint, "circle"))}{esc(p.constraint)}</td>'
                 f'<td>{", ".join(paper_link(here, q) for q in map(sources.by_id, p.builds_on) if q) or "&ndash;"}</td>'
                 f'<td>{", ".join(paper_link(here, q) for q in kids) or "&ndash;"}</td></tr>')
         color = ERA_COLORS.get(era, FALLBACK_COLOR)
@@ -51,10 +52,11 @@ def write_index_page(sources: Sources, site: Site) -> None:
     counts = sources.counts()
     built = counts["holds"] + counts["fails"] + counts["error"] + counts["implemented"]
     svg = timeline_svg(sources.papers, sources.status, paper_href, catalog.ERAS)
-    essays = "".join(f'<a class="card" href="{rel(here, f"essays/{e.slug}.html")}"><span class="card-kicker">Essay {n}</span>'
-                     f"<strong>{esc(e.title)}</strong></a>" for n, e in enumerate(sources.lessons, 1))
-    essays += (f'<a class="card" href="report.html"><span class="card-kicker">The reproduce report</span>'
-               f"<strong>Every claim, its verdict, margin and wall time</strong></a>")
+    essays = "".join(f'<a class="card" href="{rel(here, f"essays/{e.slug}.html")}">'
+                     f'<span class="card-kicker">Essay {n}</span><strong>{esc(e.title)}</strong></a>'
+                     for n, e in enumerate(sources.lessons, 1))
+    essays += ('<a class="card" href="report.html"><span class="card-kicker">The reproduce report</span>'
+               "<strong>Every claim, its verdict, margin and wall time</strong></a>")
     stats = (f'<ul class="stats"><li><strong>{len(sources.papers)}</strong> papers in the catalog</li>'
              f"<li><strong>{built}</strong> implemented</li>"
              f'<li><strong>{counts["holds"]}</strong> claims hold</li>'

@@ -92,7 +92,8 @@ def page(here: str, title: str, body: str, description: str = "") -> str:
 </main>
 <footer class="site-footer"><div class="wrap">
 <p><strong>milestones</strong>: the history of deep learning as working, tested PyTorch code.
-Built by <code>milestones book</code>; every verdict on these pages is computed by an experiment, never typed by hand.</p>
+Built by <code>milestones book</code>; every verdict on these pages is computed by an experiment, \
+never typed by hand.</p>
 </div></footer>
 </body>
 </html>

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 from milestones import catalog
 from milestones.book.layout import badge, badge_dot, esc, paper_href, paper_link, rel
@@ -49,7 +49,8 @@ def claim_box(sources: Sources, here: str, p: catalog.Paper) -> str:
         r = sources.runs[p.id].result
         return (f'<aside class="claim-box claim-{status}"><p class="claim-src">Our experiment: {link} '
                 f'{verdict_badge(status, r)}</p>{verdict_notes(r)}'
-                f'<blockquote class="claim">{esc(str(r.get("claim", "")))}</blockquote>{checks_table(r)}<p class="muted small">scale {esc(str(r.get("scale", "")))}, seed '
+                f'<blockquote class="claim">{esc(str(r.get("claim", "")))}</blockquote>{checks_table(r)}'
+                f'<p class="muted small">scale {esc(str(r.get("scale", "")))}, seed '
                 f'{esc(str(r.get("seed", "")))}, {esc(fmt(r.get("wall_s", "")))} s</p></aside>')
     what = "not run yet" if status == "implemented" else "still to be built"
     return (f'<aside class="claim-box claim-{status}"><p class="claim-src">Our experiment: {link} '

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import markdown
 from latex2mathml.converter import convert as latex_to_mathml

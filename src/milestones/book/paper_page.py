@@ -9,11 +9,28 @@ from pathlib import Path
 
 from milestones import catalog
 from milestones.book import markup
-from milestones.book.layout import (Site, badge, badge_dot, constraint_chip, era_chip, esc, page, paper_href,
-                                    paper_link, rel)
+from milestones.book.layout import (
+    Site,
+    badge,
+    badge_dot,
+    constraint_chip,
+    era_chip,
+    esc,
+    page,
+    paper_href,
+    paper_link,
+    rel,
+)
 from milestones.book.links import resolver
-from milestones.book.results import (artifacts_html, checks_table, fmt, metrics_table, value_html, verdict_badge,
-                                     verdict_notes)
+from milestones.book.results import (
+    artifacts_html,
+    checks_table,
+    fmt,
+    metrics_table,
+    value_html,
+    verdict_badge,
+    verdict_notes,
+)
 from milestones.book.sources import Sources
 from milestones.book.timeline import ERA_COLORS, FALLBACK_COLOR
 
@@ -31,14 +48,16 @@ def result_section(sources: Sources, site: Site, here: str, p: catalog.Paper) ->
                  f'{esc(fmt(wall)) + " s" if isinstance(wall, (int, float)) else "time not recorded"}')
         return (head + f'<blockquote class="claim">{esc(str(r.get("claim", "")))}</blockquote>'
                 f'<p class="verdict verdict-{status}">{verdict_badge(status, r)} <span class="muted">{facts}</span></p>'
-                + verdict_notes(r) + checks_table(r) + artifacts_html(site, here, p.id, sources.runs[p.id]) + metrics_table(r.get("metrics"))
+                + verdict_notes(r) + checks_table(r) + artifacts_html(site, here, p.id, sources.runs[p.id])
+                + metrics_table(r.get("metrics"))
                 + (f'<details class="config"><summary>Configuration of this run</summary><table class="kv">{cfg}'
                    f"</table></details>" if cfg else "")
                 + f'<p class="muted small">Run again with <code>milestones run {esc(p.id)}</code>.</p></section>')
     if p.id in sources.crashed:
         row = sources.crashed[p.id]
         return (head + f'<blockquote class="claim">{esc(str(row.get("claim", "")))}</blockquote>'
-                f'<p class="verdict">{badge("error")}</p><pre class="sample">{esc(str(row.get("error", "")))}</pre></section>')
+                f'<p class="verdict">{badge("error")}</p>'
+                f'<pre class="sample">{esc(str(row.get("error", "")))}</pre></section>')
     claim = sources.claim(p)
     if parts["experiment"]:
         quoted = f'<blockquote class="claim">{esc(claim)}</blockquote>' if claim else ""
@@ -99,7 +118,8 @@ def write_paper_page(sources: Sources, site: Site, i: int, p: catalog.Paper) -> 
 <p class="kicker">{era_chip(p)} <span class="year">{p.year}</span> {constraint_chip(p)} {badge(status)}</p>
 <h1>{esc(p.title)}</h1>
 <p class="authors">{esc(", ".join(p.authors))}</p>
-<p class="venue">{esc(p.venue)}, {p.year} &middot; <a href="{esc(p.url, quote=True)}" class="external" rel="noopener">read the paper</a>{also}</p>
+<p class="venue">{esc(p.venue)}, {p.year} &middot; \
+<a href="{esc(p.url, quote=True)}" class="external" rel="noopener">read the paper</a>{also}</p>
 <p class="idea">{esc(p.idea)}</p>
 <p class="parts">{files}</p>
 </header>

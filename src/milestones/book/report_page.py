@@ -62,9 +62,11 @@ checks holds; the margin says how far the measured number sits on the right side
 wrong side). The smallest margin is the check that came closest to failing.</p>
 <ul class="stats"><li><strong>{counts["holds"]}</strong> claims hold</li>
 <li><strong>{counts["fails"]}</strong> do not hold</li><li><strong>{counts["error"]}</strong> crashed</li>
-<li><strong>{counts["implemented"]}</strong> not run yet</li><li><strong>{total_wall:.1f} s</strong> of experiments</li></ul>
+<li><strong>{counts["implemented"]}</strong> not run yet</li>\
+<li><strong>{total_wall:.1f} s</strong> of experiments</li></ul>
 {table}
-<p class="muted small">Results: the latest <code>result.json</code> of each paper under <code>{esc(str(sources.runs_root))}</code>
+<p class="muted small">Results: the latest <code>result.json</code> of each paper under \
+<code>{esc(str(sources.runs_root))}</code>
 ({n_run} run{"s" if n_run != 1 else ""}). Reproduce them with <code>milestones reproduce</code>.</p>
 <h2>Still to come</h2><p>{len(planned)} papers have no experiment yet: {todo}.</p>
 </div>"""

@@ -11,9 +11,9 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from milestones import catalog
 from milestones import papers as paper_files

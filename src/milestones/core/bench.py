@@ -10,7 +10,7 @@ Benchmarks are reported, not asserted: timings depend on the machine and on what
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -17,9 +17,9 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -195,7 +195,8 @@ class Run:
             if not math.isfinite(record.get("loss", 0.0)):
                 if stop_on_nonfinite:
                     bar.close()
-                    kept = f"the last good checkpoint ({path}) is kept" if path.exists() else "no checkpoint was saved yet"
+                    kept = (f"the last good checkpoint ({path}) is kept" if path.exists()
+                            else "no checkpoint was saved yet")
                     raise Diverged(f"{name}: the loss became {record['loss']} by step {i + 1}; {kept}. "
                                    "Lower the learning rate (--set lr=...) and run again")
                 log.diverged_at = i + 1

@@ -20,7 +20,8 @@ cross-entropy on (input, label) pairs.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -120,3 +121,16 @@ def fit_classifier(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim
     evaluate = (lambda: {"test_accuracy": accuracy(model, x_test, y_test)}) if x_test is not None else None
     return train(ctx, name, model, optimizer, steps, draw, classify, schedule=schedule, log_every=log_every,
                  evaluate=evaluate, stop_on_nonfinite=stop_on_nonfinite)
+
+
+def best_learning_rate(learning_rates: Sequence[float], trial: Callable[[float], dict], score: str = "loss") -> dict:
+    """Run `trial(lr)` (one training run, returning a record of what it measured) for every learning
+    rate of the grid; return the record whose `score` is lowest (a final loss, the steps to a target),
+    with "lr" added. A diverged run (a non-finite score) counts as infinite; a tie goes to the earlier rate."""
+    best = None
+    for lr in learning_rates:
+        record = trial(lr)
+        value = record[score] if math.isfinite(record[score]) else math.inf
+        if best is None or value < best[score]:
+            best = record | {score: value, "lr": lr}
+    return best

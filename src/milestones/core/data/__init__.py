@@ -8,9 +8,20 @@ from milestones.core.data.toy2d import gaussian_grid, rings, spirals, two_moons
 __all__ = ["CharTokenizer", "Shapes", "Split", "gaussian_grid", "load_digits", "make_shapes", "random_shifts", "rings",
            "shakespeare_text", "shift", "spirals", "two_moons"]
 
-from milestones.core.data.sequences import (ADDING_BASELINE_MSE, IGNORE, REBER_SYMBOLS, ReberStream,  # noqa: E402
-                                            adding_problem, continual_embedded_reber, copy_task, delayed_recall,
-                                            embedded_reber, embedded_reber_strings, reverse_task, windowed_parity)
+from milestones.core.data.sequences import (  # noqa: E402
+           ADDING_BASELINE_MSE,
+           IGNORE,
+           REBER_SYMBOLS,
+           ReberStream,
+           adding_problem,
+           continual_embedded_reber,
+           copy_task,
+           delayed_recall,
+           embedded_reber,
+           embedded_reber_strings,
+           reverse_task,
+           windowed_parity,
+)
 
 __all__ += ["ADDING_BASELINE_MSE", "IGNORE", "REBER_SYMBOLS", "ReberStream", "adding_problem",
             "continual_embedded_reber", "copy_task", "delayed_recall", "embedded_reber", "embedded_reber_strings",
@@ -20,8 +31,7 @@ from milestones.core.data.cells import Cells, make_cells  # noqa: E402  (appende
 
 __all__ += ["Cells", "make_cells"]
 
-from milestones.core.data.translation import (toy_translation, translation_alignment,  # noqa: E402  (appended)
-                                              translation_dictionary)
+from milestones.core.data.translation import toy_translation, translation_alignment, translation_dictionary  # noqa: E402  (appended)
 
 __all__ += ["toy_translation", "translation_alignment", "translation_dictionary"]
 

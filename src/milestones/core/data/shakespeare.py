@@ -33,7 +33,7 @@ class CharTokenizer:
         self.ids = {ch: i for i, ch in enumerate(vocab)}
 
     @classmethod
-    def from_text(cls, text: str) -> "CharTokenizer":
+    def from_text(cls, text: str) -> CharTokenizer:
         return cls("".join(sorted(set(text))))
 
     def __len__(self) -> int:

@@ -66,7 +66,8 @@ def make_shapes(n: int, size: int = 32, max_shapes: int = 2, texture: float = 0.
         count = int(torch.randint(1, max_shapes + 1, (1,), generator=g))
         parts = []
         for j in range(count):
-            kind, color = int(torch.randint(len(KINDS), (1,), generator=g)), int(torch.randint(len(names), (1,), generator=g))
+            kind = int(torch.randint(len(KINDS), (1,), generator=g))
+            color = int(torch.randint(len(names), (1,), generator=g))
             r = size * (0.12 + 0.1 * float(torch.rand(1, generator=g)))
             cx, cy = (r + (size - 2 * r) * torch.rand(2, generator=g)).tolist()
             inside = _shape_mask(KINDS[kind], cx, cy, r, xx, yy)

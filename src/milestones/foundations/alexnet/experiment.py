@@ -25,7 +25,7 @@ import torch
 from milestones.core import Result, Run, UserError, check, experiment, plots
 from milestones.core.data import load_digits, make_largest_shape, random_shifts
 from milestones.core.data.largest_shape import NUM_CLASSES
-from milestones.core.training import accuracy, fit_classifier
+from milestones.core.training import accuracy, best_learning_rate, fit_classifier
 from milestones.foundations.alexnet.model import AlexNet, AlexNetConfig
 
 CLAIM = ("A convolutional network with ReLUs reaches a target training error several times faster (in "
@@ -103,21 +103,20 @@ def run(cfg: Config, ctx: Run) -> Result:
         channels, side, classes = 3, cfg.shapes_size, NUM_CLASSES
     else:
         raise UserError(f"--set figure1_task={cfg.figure1_task}: choose digits or shapes")
-    fastest, curves = {}, {}
-    for activation in ("relu", "tanh"):
-        fastest[activation] = (math.inf, cfg.learning_rates[0])
-        for lr in cfg.learning_rates:
-            ctx.reseed(1)  # the same initial weights for every run
-            model = small_alexnet(activation, channels, side, classes).to(ctx.device)
-            optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum,
-                                        weight_decay=cfg.weight_decay)
-            errors = train_to_target(ctx, f"{activation}-lr{lr}", model, optimizer, x1, y1, cfg)
-            epochs = epochs_to_target(errors, TARGET_ERROR)
-            if epochs < fastest[activation][0]:
-                fastest[activation] = (epochs, lr)
-            curves[f"{activation}, lr {lr}"] = (list(range(1, len(errors) + 1)), errors)
-    relu_epochs, relu_lr = fastest["relu"]
-    tanh_epochs, tanh_lr = fastest["tanh"]
+    curves = {}
+
+    def trial(activation: str, lr: float) -> dict:
+        ctx.reseed(1)  # the same initial weights for every run
+        model = small_alexnet(activation, channels, side, classes).to(ctx.device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        errors = train_to_target(ctx, f"{activation}-lr{lr}", model, optimizer, x1, y1, cfg)
+        curves[f"{activation}, lr {lr}"] = (list(range(1, len(errors) + 1)), errors)
+        return {"epochs": epochs_to_target(errors, TARGET_ERROR)}
+
+    fastest = {activation: best_learning_rate(cfg.learning_rates, lambda lr: trial(activation, lr), score="epochs")
+               for activation in ("relu", "tanh")}
+    relu_epochs, relu_lr = fastest["relu"]["epochs"], fastest["relu"]["lr"]
+    tanh_epochs, tanh_lr = fastest["tanh"]["epochs"], fastest["tanh"]["lr"]
     if math.isinf(relu_epochs):
         speedup = 0.0  # ReLU never reached the target: no speed-up to claim
     else:  # if tanh never got there, count it as one epoch past the budget (a lower bound on the speed-up)
@@ -148,7 +147,8 @@ def run(cfg: Config, ctx: Run) -> Result:
             check("train-test accuracy gap with shifted copies", gaps["shifted"], "<", gaps["plain"],
                   "gap without augmentation"),
         ],
-        metrics={"figure1_task": cfg.figure1_task, "relu_epochs_to_target": finite_or_none(relu_epochs), "relu_best_lr": relu_lr,
+        metrics={"figure1_task": cfg.figure1_task, "relu_epochs_to_target": finite_or_none(relu_epochs),
+                 "relu_best_lr": relu_lr,
                  "tanh_epochs_to_target": finite_or_none(tanh_epochs), "tanh_best_lr": tanh_lr, "speedup": speedup,
                  "gap_plain": gaps["plain"], "gap_shifted": gaps["shifted"],
                  "test_accuracy_plain": test_accuracies["plain"],

@@ -75,11 +75,11 @@ class AlexNetConfig:
     init: str = "paper"  # "paper": N(0, 0.01^2) and the paper's biases; "he": N(0, 2 / fan_in), zero biases
 
     @staticmethod
-    def paper() -> "AlexNetConfig":
+    def paper() -> AlexNetConfig:
         return AlexNetConfig()
 
     @staticmethod
-    def small(in_channels: int = 1, image_size: int = 32, num_classes: int = 10, **changes) -> "AlexNetConfig":
+    def small(in_channels: int = 1, image_size: int = 32, num_classes: int = 10, **changes) -> AlexNetConfig:
         """The same eight layers, narrow, for 32 x 32 digits: conv1 is 5 x 5 with stride 1 because
         there is no resolution to throw away."""
         base = dict(in_channels=in_channels, image_size=image_size, num_classes=num_classes,

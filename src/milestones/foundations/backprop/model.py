@@ -32,7 +32,7 @@ from torch import nn
 class Value:
     """A scalar that remembers how it was computed, so that gradients can flow back to its inputs."""
 
-    def __init__(self, data: float, parents: tuple["Value", ...] = (), local_grads: tuple[float, ...] = ()):
+    def __init__(self, data: float, parents: tuple[Value, ...] = (), local_grads: tuple[float, ...] = ()):
         self.data = float(data)
         self.grad = 0.0  # dOutput/dself, filled in by backward()
         self._parents = parents  # the values this one was computed from

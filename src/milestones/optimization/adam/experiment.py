@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import load_digits
-from milestones.core.training import evaluating, fit_classifier
+from milestones.core.training import best_learning_rate, evaluating, fit_classifier
 from milestones.optimization.adam.model import Adam
 from milestones.optimization.dropout.model import DropoutMLP
 
@@ -91,15 +91,13 @@ def run(cfg: Config, ctx: Run) -> Result:
     x, y = data.x_train.to(ctx.device), data.y_train.to(ctx.device)
 
     # 1. Figure 2 in miniature: each optimizer at its best learning rate from the same grid.
-    best: dict[str, dict] = {}
-    for name, make in OPTIMIZERS.items():
-        for lr in cfg.learning_rates:
-            net = new_net(ctx, cfg.width)
-            log = fit_classifier(ctx, f"{name}-lr{lr:g}".replace(" + ", "-"), net, make(net.parameters(), lr),
-                                 data.x_train, data.y_train, cfg.steps, cfg.batch_size, stop_on_nonfinite=False)
-            loss = training_loss(net, x, y)
-            if name not in best or loss < best[name]["loss"]:
-                best[name] = {"loss": loss, "lr": lr, "curve": log.series("loss")}
+    def trial(name: str, lr: float) -> dict:
+        net = new_net(ctx, cfg.width)
+        log = fit_classifier(ctx, f"{name}-lr{lr:g}".replace(" + ", "-"), net, OPTIMIZERS[name](net.parameters(), lr),
+                             data.x_train, data.y_train, cfg.steps, cfg.batch_size, stop_on_nonfinite=False)
+        return {"loss": training_loss(net, x, y), "curve": log.series("loss")}
+
+    best = {name: best_learning_rate(cfg.learning_rates, lambda lr: trial(name, lr)) for name in OPTIMIZERS}
 
     # 2. Bias correction with beta2 close to 1: update sizes early on, and the loss at the end.
     runs: dict[tuple[bool, float], dict] = {}
@@ -138,7 +136,8 @@ def run(cfg: Config, ctx: Run) -> Result:
             check(f"median over learning rates of (update size without / with bias correction), "
                   f"first {cfg.early_steps} steps", median_ratio, ">=", 5.0, "five times"),
             check("learning rates at which training ends worse without bias correction", worse, ">=",
-                  math.ceil(len(lrs) / 2 + 0.5) if len(lrs) > 1 else 1, "a majority", name="bias_correction_final_loss"),
+                  math.ceil(len(lrs) / 2 + 0.5) if len(lrs) > 1 else 1, "a majority",
+                  name="bias_correction_final_loss"),
         ],
         metrics={"training_loss": losses, "best_learning_rate": {n: b["lr"] for n, b in best.items()},
                  "bias_learning_rates": list(lrs), "update_size_ratio": size_ratio,

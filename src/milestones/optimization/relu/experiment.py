@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import load_digits
-from milestones.core.training import accuracy, fit_classifier
+from milestones.core.training import accuracy, best_learning_rate, fit_classifier
 from milestones.optimization.relu.model import ACTIVATIONS, DeepMLP, sparsity
 
 CLAIM = ("Without any unsupervised pre-training, a deep (6 hidden layers) MLP of rectifier units "
@@ -51,19 +51,16 @@ def training_loss(model: DeepMLP, x: torch.Tensor, y: torch.Tensor) -> float:
 def run(cfg: Config, ctx: Run) -> Result:
     data = load_digits(8)
     x, y = data.x_train.to(ctx.device), data.y_train.to(ctx.device)
-    best: dict[str, dict] = {}
-    for name in ACTIVATIONS:
-        for lr in cfg.learning_rates:
-            ctx.reseed(0)  # the same initial weights and minibatches for every activation and rate
-            model = DeepMLP(64, cfg.width, cfg.depth, 10, name).to(ctx.device)
-            optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum)
-            log = fit_classifier(ctx, f"{name}-lr{lr:g}", model, optimizer, data.x_train, data.y_train,
-                                 cfg.steps, cfg.batch_size, stop_on_nonfinite=False)
-            loss = training_loss(model, x, y)
-            loss = loss if loss == loss else float("inf")  # a diverged run (NaN) loses the comparison
-            if name not in best or loss < best[name]["loss"]:
-                best[name] = {"loss": loss, "lr": lr, "model": model, "curve": log.series("loss"),
-                              "test_accuracy": accuracy(model, data.x_test, data.y_test)}
+    def trial(name: str, lr: float) -> dict:
+        ctx.reseed(0)  # the same initial weights and minibatches for every activation and rate
+        model = DeepMLP(64, cfg.width, cfg.depth, 10, name).to(ctx.device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum)
+        log = fit_classifier(ctx, f"{name}-lr{lr:g}", model, optimizer, data.x_train, data.y_train,
+                             cfg.steps, cfg.batch_size, stop_on_nonfinite=False)
+        return {"loss": training_loss(model, x, y), "model": model, "curve": log.series("loss"),
+                "test_accuracy": accuracy(model, data.x_test, data.y_test)}
+
+    best = {name: best_learning_rate(cfg.learning_rates, lambda lr: trial(name, lr)) for name in ACTIVATIONS}
 
     with torch.no_grad():
         rectifier = best["rectifier"]["model"]

@@ -18,11 +18,15 @@ import torch
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import toy_translation, translation_alignment
-from milestones.sequences.attention.model import AttentionTranslator
 from milestones.core.training import evaluating
+from milestones.sequences.attention.model import AttentionTranslator
 from milestones.sequences.encoder_decoder.model import EncoderDecoder
-from milestones.sequences.encoder_decoder.translation import (HELD_OUT_SEED, accuracy_by_length, fast_gru,
-                                                              train_translator)
+from milestones.sequences.encoder_decoder.translation import (
+    HELD_OUT_SEED,
+    accuracy_by_length,
+    fast_gru,
+    train_translator,
+)
 
 CLAIM = ("Letting the decoder attend to every encoder annotation keeps translation quality high as "
          "sentences grow longer, where the fixed-vector encoder-decoder degrades (the paper's Figure 2, "

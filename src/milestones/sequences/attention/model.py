@@ -54,7 +54,8 @@ class AdditiveAttention(nn.Module):
         """U h_j for every position, once per sentence: keys (B, N, K) -> (B, N, A)."""
         return self.key_projection(keys)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, projected_keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, query: torch.Tensor, keys: torch.Tensor,
+                projected_keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """query (B, Q), keys (B, N, K), projected_keys (B, N, A) -> (context (B, K), weights (B, N))."""
         hidden = torch.tanh(self.query_projection(query).unsqueeze(1) + projected_keys)  # (B, N, A)
         weights = F.softmax(self.score(hidden).squeeze(-1), dim=1)  # (B, N), each row sums to 1

@@ -34,7 +34,7 @@ attention (../attention) removes.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -106,7 +106,8 @@ class EncoderDecoder(nn.Module):
         _, last = self.encoder(self.source_embedding(source))  # last: (1, B, H)
         return torch.tanh(self.summarize(last[0]))
 
-    def decode(self, summary: torch.Tensor, previous: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, summary: torch.Tensor, previous: torch.Tensor,
+               state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the decoder over previous words (B, T) from `state` (1, B, H) -> (logits (B, T, V), last state)."""
         embedded = self.target_embedding(previous)  # (B, T, E)
         context = summary.unsqueeze(1).expand(-1, previous.shape[1], -1)  # c at every step, (B, T, H)

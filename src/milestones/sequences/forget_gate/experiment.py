@@ -26,8 +26,12 @@ import torch.nn.functional as F
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import REBER_SYMBOLS, continual_embedded_reber
 from milestones.core.training import train
-from milestones.sequences.forget_gate.model import (ReberPredictor, correct_predictions, forget_gate_values,
-                                                    process_stream)
+from milestones.sequences.forget_gate.model import (
+    ReberPredictor,
+    correct_predictions,
+    forget_gate_values,
+    process_stream,
+)
 
 CLAIM = ("On the continual embedded Reber grammar (the paper's Section 4: its results on the continual task and "
          "its plots of the cell states, Figures 3-4), an LSTM with forget gates learns to reset its cells and "

@@ -35,7 +35,7 @@ sum over time. Two exact algorithms compute it:
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -20,10 +20,21 @@ import torch
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data.analogies import AnalogyCorpus, make_analogy_corpus
 from milestones.core.training import train
-from milestones.sequences.word2vec.model import (RowMeanSGD, Vocabulary, Word2Vec, analogy_answers,
-                                                 cbow_examples, detect_phrases, draw_negatives, join_phrases,
-                                                 keep_probability, noise_distribution, phrase_scores,
-                                                 skipgram_examples, subsample)
+from milestones.sequences.word2vec.model import (
+    RowMeanSGD,
+    Vocabulary,
+    Word2Vec,
+    analogy_answers,
+    cbow_examples,
+    detect_phrases,
+    draw_negatives,
+    join_phrases,
+    keep_probability,
+    noise_distribution,
+    phrase_scores,
+    skipgram_examples,
+    subsample,
+)
 
 CLAIM = ("Word vectors trained by skip-gram with negative sampling solve analogies by vector "
          "arithmetic (king - man + woman ~ queen; Mikolov et al. 2013a, Table 8; 2013b, Table 1); "
@@ -161,7 +172,8 @@ def run(cfg: Config, ctx: Run) -> Result:
                 (("man", "woman", "king"), ("france", "paris", "japan"), ("dog", "dogs", "car"))
                 if all(w in vocab.index for w in (a, b, c))}
 
-    plots.curves(ctx.artifact("loss.png"), {name: info["log"].series("loss_per_pair") for name, (_, info, _) in runs.items()},
+    plots.curves(ctx.artifact("loss.png"),
+                 {name: info["log"].series("loss_per_pair") for name, (_, info, _) in runs.items()},
                  "negative-sampling loss per pair", ylabel="loss")
     plots.bars(ctx.artifact("analogies.png"),
                {f"{name}\n{section}": acc[section] for name, (_, _, acc) in runs.items()
