@@ -1,11 +1,13 @@
 """Test-session set-up and reporting: one thread per test process, and the wall time of every
-paper's quick run against the guide's budget."""
+paper's quick run against the budget in CONTRIBUTING.md."""
 
 import os
 
 import torch
 
-QUICK_BUDGET_S = 60  # GUIDE.md section 6: about 30 s on average, 60 s at most, on 2 CPU cores
+# CONTRIBUTING.md: a new paper's quick run takes about 20 s on the faster 2-core machine (30 s at most);
+# the table flags any run over 60 s, the most the older papers take on the slower machines.
+QUICK_BUDGET_S = 60
 
 
 def pytest_configure(config):

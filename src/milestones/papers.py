@@ -48,15 +48,24 @@ def status(paper: catalog.Paper, results: dict | None = None) -> dict:
     return found | {"implemented": all(found.values()), "verdict": verdict_text(latest) if latest else None}
 
 
+PARTLY = "partly reproduces"  # the start of a partial verdict, "partly reproduces (K of N checks)"
+CUSTOM_CONFIG = "custom config, not the reference run"  # the mark of a run with --set overrides
+
+
+def failing_checks(result: dict) -> list[str]:
+    """The names of a result.json's failing checks (what they measure, for a check with no name)."""
+    return [str(c.get("name") or c.get("what", "")) for c in result.get("checks") or []
+            if isinstance(c, dict) and c.get("holds") is not True]
+
+
 def verdict_text(result: dict) -> str:
     """A result.json's verdict as the command line shows it: the failing checks of a partial verdict
     by name, and a mark on a run whose config was changed with --set."""
     text = str(result.get("verdict"))
-    if text.startswith("partly"):
-        failing = [c.get("name") or c.get("what") for c in result.get("checks", []) if not c.get("holds")]
-        text += f"; fails {', '.join(map(str, failing))}"
+    if text.startswith(PARTLY):
+        text += f"; fails {', '.join(failing_checks(result))}"
     if result.get("overrides"):
-        text += "; custom config, not the reference run"
+        text += f"; {CUSTOM_CONFIG}"
     return text
 
 

@@ -15,9 +15,9 @@ import re
 import warnings
 from collections.abc import Callable
 
-from milestones import catalog
+from milestones import catalog, papers
 from milestones.book.layout import badge, badge_dot, esc, paper_href, paper_link, rel
-from milestones.book.results import CUSTOM_CONFIG, checks_table, fmt, overrides, verdict_badge, verdict_notes
+from milestones.book.results import checks_table, fmt, overrides, verdict_badge, verdict_notes
 from milestones.book.sources import Sources
 from milestones.book.timeline import SHAPES, legend_icon
 
@@ -64,7 +64,7 @@ def verdict_ref(sources: Sources, here: str, p: catalog.Paper) -> str:
     if p.id not in sources.runs:
         return f'<a class="verdict-ref" href="{rel(here, paper_href(p) + "#result")}">{badge(status)}</a>'
     result = sources.runs[p.id].result
-    custom = f' <span class="custom-config">({esc(CUSTOM_CONFIG)})</span>' if overrides(result) else ""
+    custom = f' <span class="custom-config">({esc(papers.CUSTOM_CONFIG)})</span>' if overrides(result) else ""
     return (f'<a class="verdict-ref" href="{rel(here, paper_href(p) + "#result")}">'
             f"{verdict_badge(status, result)}</a>{custom}")
 

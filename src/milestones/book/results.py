@@ -13,12 +13,11 @@ from pathlib import Path
 from milestones import papers as paper_files
 from milestones.book.layout import Site, esc, rel
 from milestones.book.links import IMAGE_EXTS, copy_artifact
-from milestones.book.sources import PARTLY, VERDICT_STATUS
+from milestones.book.sources import VERDICT_STATUS
 from milestones.book.timeline import STATUS_LABELS
 
 TEXT_EXTS = {".txt", ".md", ".json", ".jsonl", ".csv", ".tsv", ".log"}
 TEXT_PREVIEW_CHARS = 6000
-CUSTOM_CONFIG = "custom config, not the reference run"
 
 
 def fmt(value) -> str:
@@ -51,7 +50,7 @@ def verdict_badge(status: str, result: dict) -> str:
     """The verdict as the run recorded it ("claim partly reproduces (2 of 3 checks)"); the status's
     wording when the result holds no verdict of a known kind."""
     verdict = result.get("verdict")
-    known = isinstance(verdict, str) and (verdict in VERDICT_STATUS or verdict.startswith(PARTLY))
+    known = isinstance(verdict, str) and (verdict in VERDICT_STATUS or verdict.startswith(paper_files.PARTLY))
     label = f"claim {verdict}" if known else STATUS_LABELS.get(status, status)
     return f'<span class="badge badge-{status}">{esc(label)}</span>'
 
@@ -60,14 +59,12 @@ def verdict_notes(result: dict) -> str:
     """What must be read with the verdict: the failing checks of a partial verdict (by name, or by
     what they measure where they have none), and the overrides of a run with a custom config."""
     notes = ""
-    if str(result.get("verdict", "")).startswith(PARTLY):
-        failing = [c.get("name") or c.get("what", "") for c in result.get("checks") or []
-                   if isinstance(c, dict) and c.get("holds") is not True]
+    if str(result.get("verdict", "")).startswith(paper_files.PARTLY):
         notes += ('<p class="failing-checks">Failing: '
-                  + ", ".join(f"<code>{esc(str(name))}</code>" for name in failing) + "</p>")
+                  + ", ".join(f"<code>{esc(name)}</code>" for name in paper_files.failing_checks(result)) + "</p>")
     if overrides(result):
         changed = ", ".join(f"<code>{esc(str(k))}={esc(str(v))}</code>" for k, v in overrides(result).items())
-        notes += f'<p class="custom-config"><strong>{esc(CUSTOM_CONFIG)}</strong>: {changed}</p>'
+        notes += f'<p class="custom-config"><strong>{esc(paper_files.CUSTOM_CONFIG)}</strong>: {changed}</p>'
     return notes
 
 

@@ -21,7 +21,6 @@ from milestones.book.timeline import STATUS_LABELS
 
 LESSONS = Path(__file__).resolve().parent / "lessons"
 VERDICT_STATUS = {"holds": "holds", "does not hold": "fails"}  # a run with any other verdict went wrong
-PARTLY = "partly reproduces"  # the start of a partial verdict, "partly reproduces (K of N checks)"
 
 
 @dataclass
@@ -104,7 +103,7 @@ class Sources:
         if p.id in self.runs:
             verdict = str(self.runs[p.id].result.get("verdict", ""))
             # some of its checks failed, so the claim as a whole does not hold; the pages say which
-            return "fails" if verdict.startswith(PARTLY) else VERDICT_STATUS.get(verdict, "error")
+            return "fails" if verdict.startswith(paper_files.PARTLY) else VERDICT_STATUS.get(verdict, "error")
         if p.id in self.crashed:
             return "error"
         parts = self.parts(p)

@@ -6,7 +6,8 @@
 - `fit`: a training loop with a progress bar, a JSONL metrics log, atomic checkpoints, exact resume
   and a clear stop on a NaN or infinite loss.
 
-An experiment writes only the body of each training step; everything here is written once.
+Experiments train through `milestones.core.training.train`, the one loop built on `fit`; everything here
+is written once.
 """
 
 from __future__ import annotations
