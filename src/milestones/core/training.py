@@ -48,7 +48,7 @@ def evaluating(model: nn.Module):
 def train(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim.Optimizer, steps: int,
           batch: Callable[[int], Batch], loss: Callable[..., torch.Tensor | tuple[torch.Tensor, dict]], *,
           clip: float | None = None, schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
-          backward: Callable[[torch.Tensor], None] | None = None, data_parallel: bool = True, state: dict | None = None,
+          backward: Callable[[torch.Tensor], None] | None = None, data_parallel: bool = True,
           log_every: int | None = None, evaluate: Callable[[], dict] | None = None,
           stop_on_nonfinite: bool = True) -> FitLog:
     """Train `model` for `steps` optimizer steps; returns the log of `Run.fit`.
@@ -65,7 +65,6 @@ def train(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim.Optimize
     - `data_parallel=False`: for an update that does not split across processes (full-batch
       training, hand-written gradients, word2vec's per-row means): every process then trains an
       unwrapped model on the whole batch, and so computes exactly what one process would.
-    - `state`: further objects with a state_dict that the steps change, saved in checkpoints.
     - `log_every`, `evaluate`, `stop_on_nonfinite`: as in `Run.fit`.
     """
     net = ctx.wrap(model) if data_parallel else model.to(ctx.device)
@@ -87,8 +86,8 @@ def train(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim.Optimize
             schedule.step()
         return {"loss": value.detach()} | metrics
 
-    saved = {"model": model, "optimizer": optimizer} | ({"schedule": schedule} if schedule else {}) | (state or {})
-    return ctx.fit(name, steps, step, saved, log_every=log_every, evaluate=evaluate,
+    state = {"model": model, "optimizer": optimizer} | ({"schedule": schedule} if schedule else {})
+    return ctx.fit(name, steps, step, state, log_every=log_every, evaluate=evaluate,
                    stop_on_nonfinite=stop_on_nonfinite)
 
 

@@ -98,11 +98,10 @@ def train_word2vec(ctx: Run, name: str, vocab: Vocabulary, sentences: list[list[
         inputs, targets = (centres, contexts) if architecture == "skipgram" else (contexts, centres)
         return inputs, targets, draw_negatives(cumulative, (len(targets), negatives)), *mask  # noise: (B, K)
 
-    def loss(model: Word2Vec, inputs: torch.Tensor, targets: torch.Tensor, noise: torch.Tensor, *mask: torch.Tensor):
-        optimizer.use(inputs, targets, noise, *mask)
-        rate = optimizer.param_groups[0]["lr"]
-        value = model(inputs, targets, noise, *mask)
-        return value, {"loss_per_pair": value.detach() / len(targets), "lr": rate}
+    def loss(net: Word2Vec, inputs: torch.Tensor, targets: torch.Tensor, noise: torch.Tensor, *mask: torch.Tensor):
+        optimizer.use(inputs, targets, noise, *mask)  # the rows its step will move
+        value = net(inputs, targets, noise, *mask)
+        return value, {"loss_per_pair": value.detach() / len(targets), "lr": optimizer.param_groups[0]["lr"]}
 
     start = time.perf_counter()
     # the per-row means of sgd_step do not split across processes: each trains on the whole batch
