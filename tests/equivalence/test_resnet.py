@@ -1,12 +1,12 @@
-"""ResNet: the paper's parameter counts, the shortcut options, and that the plain counterpart is the
-same network minus its shortcuts."""
+"""ResNet: the paper's parameter counts, the shortcut options, that the plain counterpart is the
+same network minus its shortcuts, and forward and backward equal to a functional rewrite."""
 
 import pytest
 import torch
 from torch import nn
 from torch.testing import assert_close
 
-from milestones.optimization.resnet.model import BasicBlock, CifarResNet, ImageNetResNet, PadShortcut
+from milestones.optimization.resnet.model import BasicBlock, Bottleneck, CifarResNet, ImageNetResNet, PadShortcut
 
 
 def count(model: nn.Module) -> int:
@@ -72,3 +72,70 @@ def test_option_b_is_a_projection_and_identity_needs_no_parameters():
     assert down(torch.randn(2, 16, 8, 8)).shape == (2, 32, 4, 4)
     with pytest.raises(ValueError):
         BasicBlock(16, 32, 2, shortcut="C")
+
+
+# --- numerically, against a functional rewrite (F.conv2d, F.batch_norm with batch statistics) ---------
+
+
+def conv(x: torch.Tensor, layer: nn.Conv2d) -> torch.Tensor:
+    return torch.nn.functional.conv2d(x, layer.weight, None, layer.stride, layer.padding)
+
+
+def batch_norm(x: torch.Tensor, layer: nn.BatchNorm2d) -> torch.Tensor:
+    return torch.nn.functional.batch_norm(x, None, None, layer.weight, layer.bias, training=True, eps=layer.eps)
+
+
+def reference_block(x: torch.Tensor, block: BasicBlock) -> torch.Tensor:
+    """y = relu(F(x) + shortcut(x)), every operation written out from the block's weights."""
+    layers = [m for m in block.residual_branch if not isinstance(m, nn.ReLU)]  # conv, bn, conv, bn[, conv, bn]
+    out = x
+    for i in range(0, len(layers), 2):
+        out = batch_norm(conv(out, layers[i]), layers[i + 1])
+        if i + 2 < len(layers):
+            out = torch.relu(out)
+    if isinstance(block.shortcut, nn.Identity):
+        out = out + x
+    elif isinstance(block.shortcut, PadShortcut):  # option A: subsample, then zero channels
+        kept = x[:, :, ::block.shortcut.stride, ::block.shortcut.stride]
+        out = out + torch.cat([kept, torch.zeros(len(x), block.shortcut.extra, *kept.shape[2:], dtype=x.dtype)], 1)
+    elif block.shortcut is not None:  # option B: a strided 1x1 convolution and batch norm
+        out = out + batch_norm(conv(x, block.shortcut[0]), block.shortcut[1])
+    return torch.relu(out)
+
+
+def reference_cifar(x: torch.Tensor, model: CifarResNet) -> torch.Tensor:
+    x = torch.relu(batch_norm(conv(x, model.stem[0]), model.stem[1]))
+    for block in model.blocks:
+        x = reference_block(x, block)
+    return x.mean((2, 3)) @ model.classifier.weight.T + model.classifier.bias
+
+
+def assert_same_forward_and_gradients(model: nn.Module, reference, x: torch.Tensor) -> None:
+    params = list(model.parameters())
+    out, expected = model(x), reference(x, model)
+    assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    weights = torch.randn_like(out)  # a random linear loss, so every output's gradient counts
+    grads = torch.autograd.grad((out * weights).sum(), params)
+    expected_grads = torch.autograd.grad((expected * weights).sum(), params)
+    for (name, _), g, e in zip(model.named_parameters(), grads, expected_grads):
+        assert_close(g, e, rtol=1e-9, atol=1e-10, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_cifar_resnet_equals_a_functional_rewrite_forward_and_backward(residual):
+    torch.manual_seed(0)
+    model = CifarResNet(2, residual=residual, widths=(4, 8, 16)).double().train()
+    assert_same_forward_and_gradients(model, reference_cifar, torch.randn(4, 3, 12, 12, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("block", [BasicBlock(8, 16, 2, shortcut="B"), BasicBlock(8, 8, 1, shortcut="B"),
+                                   Bottleneck(8, 4, 2, shortcut="B"), Bottleneck(16, 4, 1, shortcut="B")])
+def test_blocks_with_projection_shortcuts_equal_a_functional_rewrite(block):
+    torch.manual_seed(1)
+    for layer in block.modules():  # non-trivial batch-norm affine parameters
+        if isinstance(layer, nn.BatchNorm2d):
+            nn.init.normal_(layer.weight, 1.0, 0.3)
+            nn.init.normal_(layer.bias, 0.0, 0.3)
+    block = block.double().train()
+    c_in = block.residual_branch[0].in_channels
+    assert_same_forward_and_gradients(block, reference_block, torch.randn(3, c_in, 8, 8, dtype=torch.float64))

@@ -6,6 +6,8 @@ import tempfile
 import pytest
 import torch
 import torch.nn.functional as F
+from gensim.models import Phrases
+from gensim.models import Word2Vec as GensimWord2Vec
 from torch.testing import assert_close
 
 from milestones.core import Run
@@ -21,10 +23,6 @@ from milestones.sequences.word2vec.model import (
     noise_distribution,
     phrase_scores,
 )
-
-gensim = pytest.importorskip("gensim")
-from gensim.models import Phrases  # noqa: E402
-from gensim.models import Word2Vec as GensimWord2Vec  # noqa: E402
 
 
 @pytest.fixture(scope="module")
