@@ -1,6 +1,7 @@
 """Additive attention does what equations (1)-(3) say: the weights are a softmax of
 v^T tanh(W s + U h_j) and sum to one, the context is the explicit weighted sum of the annotations,
-and the batched computation equals a loop over single examples (forward and backward). The
+the batched computation equals a loop over single examples (forward and backward), and its gradients
+equal those of the equations written out and pass gradcheck against finite differences. The
 bidirectional encoder equals nn.GRU(bidirectional=True), and the translator built from our GRU
 equals the one the experiment builds from nn.GRU."""
 
@@ -78,6 +79,42 @@ def test_batched_attention_equals_a_loop_over_examples_forward_and_backward():
     looped_grads = [query.grad, keys.grad] + [p.grad for p in attention.parameters()]
     for batched, looped in zip(batched_grads, looped_grads):
         assert_close(batched, looped, **GRADS)
+
+
+def written_out_attention(query, keys, W, U, b, v):
+    """Equations (1)-(3) one example and one position at a time, from the raw weight tensors."""
+    contexts, all_weights = [], []
+    for n in range(len(query)):
+        scores = torch.stack([v @ torch.tanh(W @ query[n] + U @ keys[n, j] + b) for j in range(keys.shape[1])])
+        weights = torch.exp(scores - scores.max()) / torch.exp(scores - scores.max()).sum()
+        contexts.append(sum(weights[j] * keys[n, j] for j in range(keys.shape[1])))
+        all_weights.append(weights)
+    return torch.stack(contexts), torch.stack(all_weights)
+
+
+def test_attention_gradients_equal_the_written_out_equations_and_pass_gradcheck():
+    attention, query, keys = attention_inputs(batch=3, length=5, seed=3)
+    params = [attention.query_projection.weight, attention.key_projection.weight, attention.key_projection.bias,
+              attention.score.weight]
+    probe_c, probe_w = torch.randn(3, 8, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64)
+
+    def ours(query, keys, W, U, b, v):  # the module, with its weights given as arguments
+        named = {"query_projection.weight": W, "key_projection.weight": U, "key_projection.bias": b,
+                 "score.weight": v}
+        projected = keys @ U.T + b  # U h_j + b, what project_keys computes (tested above with the module's own)
+        return torch.func.functional_call(attention, named, (query, keys, projected))
+
+    inputs = (query, keys, *(p.detach().clone().requires_grad_() for p in params))
+    context, weights = ours(*inputs)
+    expected_c, expected_w = written_out_attention(query, keys, inputs[2], inputs[3], inputs[4], inputs[5][0])
+    assert_close(context, expected_c, **TIGHT)
+    assert_close(weights, expected_w, **TIGHT)
+    grads = torch.autograd.grad((context * probe_c).sum() + (weights * probe_w).sum(), inputs)
+    expected = torch.autograd.grad((expected_c * probe_c).sum() + (expected_w * probe_w).sum(), inputs)
+    for g, e in zip(grads, expected):
+        assert_close(g, e, **GRADS)
+    # and autograd's gradients of ours against finite differences, in float64
+    assert torch.autograd.gradcheck(ours, inputs, eps=1e-6, atol=1e-7)
 
 
 def translators():
