@@ -1,5 +1,6 @@
 """Our GRU equals nn.GRU with copied weights (outputs, final state and every gradient), and so the
-encoder-decoder built from it equals the one the experiments build from nn.GRU; plus the toy
+encoder-decoder built from it equals the one the experiments build from nn.GRU; the paper's own GRU
+variant (the reset gate before the recurrent matrix) equals its equations written out; plus the toy
 translation data and the decoder's own guarantees (teacher forcing sees no future word; greedy
 decoding feeds back its own argmax)."""
 
@@ -52,6 +53,43 @@ def test_gru_gates_do_what_the_equations_say():
         gru.bias_ih_l0[0:8] = -1e4  # r -> 0 and z -> 0
     w_in, b_in = gru.weight_ih_l0[8:], gru.bias_ih_l0[8:]
     assert_close(gru.step(x, h), torch.tanh(x @ w_in.T + b_in))
+
+
+def test_papers_gru_variant_equals_the_equations_written_out_forward_and_backward():
+    """Cho et al.'s candidate, tanh(W x + U (r * h)) with biases, one unit at a time from the raw weights;
+    and it is a different function from PyTorch's variant with the same weights."""
+    torch.manual_seed(4)
+    paper, pytorch = GRU(3, 4, reset_before=True).double(), GRU(3, 4).double()
+    pytorch.load_state_dict(paper.state_dict())
+    x = torch.randn(2, 6, 3, dtype=torch.float64)
+    h0 = torch.randn(1, 2, 4, dtype=torch.float64)
+    out, _ = paper(x, h0)
+
+    def sigmoid(v):
+        return 1 / (1 + torch.exp(-v))
+
+    w_ih, w_hh, b_ih, b_hh = paper.weight_ih_l0, paper.weight_hh_l0, paper.bias_ih_l0, paper.bias_hh_l0
+    expected = []
+    for b in range(2):
+        h, states = list(h0[0, b]), []
+        for t in range(6):
+            gate = [[sum(w_ih[g * 4 + j, i] * x[b, t, i] for i in range(3)) + b_ih[g * 4 + j] for j in range(4)]
+                    for g in range(3)]  # W_i. x + b_i. for r, z, n
+            r = [sigmoid(gate[0][j] + sum(w_hh[j, k] * h[k] for k in range(4)) + b_hh[j]) for j in range(4)]
+            z = [sigmoid(gate[1][j] + sum(w_hh[4 + j, k] * h[k] for k in range(4)) + b_hh[4 + j]) for j in range(4)]
+            n = [torch.tanh(gate[2][j] + sum(w_hh[8 + j, k] * r[k] * h[k] for k in range(4)) + b_hh[8 + j])
+                 for j in range(4)]  # the reset gate multiplies h before the recurrent matrix
+            h = [(1 - z[j]) * n[j] + z[j] * h[j] for j in range(4)]
+            states.append(torch.stack(h))
+        expected.append(torch.stack(states))
+    expected = torch.stack(expected)
+    assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    probe = torch.randn_like(out)
+    grads = torch.autograd.grad((out * probe).sum(), list(paper.parameters()))
+    expected_grads = torch.autograd.grad((expected * probe).sum(), list(paper.parameters()))
+    for (name, _), g, e in zip(paper.named_parameters(), grads, expected_grads):
+        assert_close(g, e, rtol=1e-10, atol=1e-12, msg=name)
+    assert (pytorch(x, h0)[0] - out).abs().max() > 1e-3
 
 
 def twin_translators():

@@ -12,9 +12,10 @@ three gates; Cho et al. keep the single state vector h and use two gates:
 When z_t is near 1 the unit copies its old state forward untouched, so gradients flow back across
 many steps as they do through the LSTM's cell; when r_t is near 0 the candidate ignores the past
 and the unit can start afresh at a phrase boundary. (The paper applies the reset before the
-recurrent matrix, tanh(W x + U (r * h)); PyTorch, cuDNN and most later work apply it after, as
-above. We follow PyTorch so that tests/equivalence/test_encoder_decoder.py can prove `GRU` equal
-to `nn.GRU` with the same weights; the two variants train equally well.)
+recurrent matrix, n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_(t-1)) + b_hn); PyTorch, cuDNN and most
+later work apply it after, as above. Our `GRU` does either: by default PyTorch's, so that
+tests/equivalence/test_encoder_decoder.py can prove it equal to `nn.GRU` with the same weights, and
+the paper's with `reset_before=True`, tested there against the equations written out.)
 
 The encoder-decoder. One GRU reads the source x_1..x_N; its last state becomes a fixed-size
 summary c of the whole sentence. A second GRU writes the translation one word at a time, seeing
@@ -44,12 +45,14 @@ class GRU(nn.Module):
     """One GRU layer, equation (1), unrolled in a Python loop over time; inputs are (B, T, I).
 
     Parameters carry `nn.GRU`'s names and layout (the three gates stacked r, z, n in that order),
-    so a state dict moves between the two unchanged.
+    so a state dict moves between the two unchanged. `reset_before=True` gives the paper's candidate
+    state, with the reset gate applied to h before the recurrent matrix.
     """
 
-    def __init__(self, input_size: int, hidden_size: int):
+    def __init__(self, input_size: int, hidden_size: int, reset_before: bool = False):
         super().__init__()
         self.hidden_size = hidden_size
+        self.reset_before = reset_before
         self.weight_ih_l0 = nn.Parameter(torch.empty(3 * hidden_size, input_size))  # [W_ir; W_iz; W_in]
         self.weight_hh_l0 = nn.Parameter(torch.empty(3 * hidden_size, hidden_size))  # [W_hr; W_hz; W_hn]
         self.bias_ih_l0 = nn.Parameter(torch.empty(3 * hidden_size))
@@ -64,7 +67,11 @@ class GRU(nn.Module):
         from_state = (h @ self.weight_hh_l0.T + self.bias_hh_l0).chunk(3, dim=1)
         reset = torch.sigmoid(from_input[0] + from_state[0])
         update = torch.sigmoid(from_input[1] + from_state[1])
-        candidate = torch.tanh(from_input[2] + reset * from_state[2])
+        if self.reset_before:  # the paper: W_hn (r * h) + b_hn
+            w_hn, b_hn = self.weight_hh_l0[2 * self.hidden_size:], self.bias_hh_l0[2 * self.hidden_size:]
+            candidate = torch.tanh(from_input[2] + (reset * h) @ w_hn.T + b_hn)
+        else:  # PyTorch: r * (W_hn h + b_hn)
+            candidate = torch.tanh(from_input[2] + reset * from_state[2])
         return (1 - update) * candidate + update * h
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
