@@ -82,6 +82,14 @@ def test_user_errors_print_one_line_and_exit_2(capsys, tmp_path, argv, message):
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_an_output_folder_that_cannot_be_created_is_a_one_line_error(capsys, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    for command in ("run", "reproduce"):
+        code, out, err = run_cli(capsys, command, "backprop", "--scale", "smoke", "--quiet",
+                                 "--out", str(tmp_path / "a-file" / "runs"))
+        assert code == 2 and "cannot create the output folder" in err and "Traceback" not in out + err
+
+
 def test_existing_out_without_resume_and_resume_without_out(capsys, tmp_path):
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "result.json").write_text("{}")

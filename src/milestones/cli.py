@@ -26,6 +26,7 @@ from pathlib import Path
 from milestones import catalog, papers
 from milestones.core.errors import UserError
 from milestones.core.experiment import SCALES, default_out
+from milestones.core.run import make_output_folder
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
@@ -114,7 +115,7 @@ def cmd_reproduce(args) -> int:
     root = Path(args.out) if args.out else default_out("reproduce", args.scale)
     if root.exists() and any(root.iterdir()):
         raise UserError(f"{root} already holds a run; choose another --out")
-    root.mkdir(parents=True, exist_ok=True)
+    make_output_folder(root)
     summary, started = [], time.perf_counter()
     for p, run in runs:
         print(f"[{len(summary) + 1}/{len(runs)}] {p.id}: {run.claim[:90]}...", flush=True)

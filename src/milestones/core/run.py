@@ -47,6 +47,16 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def make_output_folder(path: Path) -> None:
+    """Create `path` and its parents, or end with a one-line error when it cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the output folder {path} ({e.strerror}); choose another --out") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"the output folder {path} is not writable; choose another --out")
+
+
 def _number(value) -> float:
     return value.item() if isinstance(value, torch.Tensor) else float(value)
 
@@ -89,7 +99,7 @@ class Run:
         self.use_bf16 = amp and self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.artifacts: list[str] = []
         if self.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
+            make_output_folder(self.out)
         self.reseed(0)
 
     # --- setup -------------------------------------------------------------------------------
