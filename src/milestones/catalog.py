@@ -228,13 +228,13 @@ PAPERS: tuple[Paper, ...] = (
         id="forget_gate",
         title="Learning to Forget: Continual Prediction with LSTM",
         authors=("Felix A. Gers", "Jürgen Schmidhuber", "Fred Cummins"),
-        year=2000, date="2000-10", venue="Neural Computation",
+        year=1999, date="1999-09", venue="Neural Computation 2000 (first presented at ICANN 1999)",
         url="https://doi.org/10.1162/089976600300015015",
         era="sequences", constraint="architecture", builds_on=("lstm",),
         idea="Added a forget gate that lets an LSTM cell learn when to clear its own state, so it "
              "keeps working on endless input streams that are never cut into separate sequences.",
         container="Neural Computation", volume="12", number="10", pages="2451--2471",
-        doi="10.1162/089976600300015015",
+        doi="10.1162/089976600300015015", pub_year=2000,
     ),
     # ---------------------------------------------------------------- 2011-2014
     Paper(
@@ -257,8 +257,7 @@ PAPERS: tuple[Paper, ...] = (
         title="ImageNet Classification with Deep Convolutional Neural Networks",
         authors=("Alex Krizhevsky", "Ilya Sutskever", "Geoffrey E. Hinton"),
         year=2012, date="2012-12", venue="NIPS 2012",
-        url="https://proceedings.neurips.cc/paper/"
-            "4824-imagenet-classification-with-deep-convolutional-neural-networks",
+        url="https://proceedings.neurips.cc/paper/2012/hash/c399862d3b9d6b76c8436e924a68c45b-Abstract.html",
         era="foundations", constraint="compute",
         builds_on=("lenet", "cnn", "relu", "weight_decay", "backprop"),
         idea="Trained a large ReLU convnet on two GPUs with data augmentation, weight decay and "
@@ -545,7 +544,7 @@ PAPERS: tuple[Paper, ...] = (
         url="https://cdn.openai.com/better-language-models/"
             "language_models_are_unsupervised_multitask_learners.pdf",
         era="transformers", constraint="data",
-        builds_on=("transformer", "gelu", "layernorm", "adam"),
+        builds_on=("transformer", "gelu", "layernorm", "dropout", "adam"),
         idea="Trained a 1.5B-parameter decoder-only Transformer on WebText, millions of curated "
              "web pages, and found that a plain language model starts to answer questions, "
              "translate and summarise zero-shot, improving log-linearly with size.",
@@ -727,7 +726,8 @@ PAPERS: tuple[Paper, ...] = (
         idea="Encoded position by rotating pairs of query and key coordinates through "
              "position-dependent angles, so attention scores depend only on relative distance "
              "while each token still carries its absolute position.",
-        container="Neurocomputing", pub_year=2024,
+        container="Neurocomputing", volume="568", pages="127063", doi="10.1016/j.neucom.2023.127063",
+        pub_year=2024,
     ),
     Paper(
         id="guided_diffusion",

@@ -1,5 +1,6 @@
-"""ResNet: the paper's parameter counts, the shortcut options, that the plain counterpart is the
-same network minus its shortcuts, and forward and backward equal to a functional rewrite."""
+"""ResNet: the paper's multiply-adds and torchvision's parameter counts for the ImageNet nets, the
+shortcut options, that the plain counterpart is the same network minus its shortcuts, and forward and
+backward equal to a functional rewrite."""
 
 import pytest
 import torch
@@ -13,13 +14,72 @@ def count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("depth,expected,paper", [(34, 21_797_672, 21.8e6), (50, 25_557_032, 25.6e6),
-                                                  (18, 11_689_512, 11.7e6), (101, 44_549_160, 44.5e6),
-                                                  (152, 60_192_808, 60.2e6)])
-def test_imagenet_parameter_counts(depth, expected, paper):
+@pytest.mark.parametrize("depth,expected,rounded", [(34, 21_797_672, 21.8e6), (50, 25_557_032, 25.6e6),
+                                                    (18, 11_689_512, 11.7e6), (101, 44_549_160, 44.5e6),
+                                                    (152, 60_192_808, 60.2e6)])
+def test_imagenet_parameter_counts(depth, expected, rounded):
+    # The paper gives no parameter counts for its ImageNet nets (Table 1 gives FLOPs, tested below). These
+    # are torchvision's published counts, exactly, and the rounded figures usually quoted from them.
     n = count(ImageNetResNet(depth))
-    assert n == expected  # the exact counts of the reference (torchvision) implementation
-    assert abs(n - paper) / paper < 0.005  # and the paper's rounded figures
+    assert n == expected
+    assert abs(n - rounded) / rounded < 0.005
+
+
+def multiply_adds(model: nn.Module, size: int = 224) -> int:
+    """Multiply-adds of one forward pass on a size x size image, counted by forward hooks: each Conv2d
+    output element costs in_channels/groups * kh * kw, each Linear in * out. Batch norm, ReLU, pooling
+    and the shortcut additions are not weight multiply-adds and are not counted. On the meta device, so
+    only the shapes are computed."""
+    total = 0
+
+    def conv_hook(m: nn.Conv2d, inputs, out: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = m.kernel_size
+        total += out.shape[1] * out.shape[2] * out.shape[3] * (m.in_channels // m.groups) * kh * kw
+
+    def linear_hook(m: nn.Linear, inputs, out: torch.Tensor) -> None:
+        nonlocal total
+        total += m.in_features * m.out_features
+
+    handles = [m.register_forward_hook(conv_hook if isinstance(m, nn.Conv2d) else linear_hook)
+               for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    model.eval()(torch.zeros(1, 3, size, size, device="meta"))
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+def stride_in_first_1x1(model: ImageNetResNet) -> ImageNetResNet:
+    """Our bottleneck, like torchvision's ("ResNet v1.5"), downsamples in its 3x3 convolution; the paper's
+    released models downsample in the first 1x1, which costs fewer multiply-adds. Moves the stride there,
+    in place (the parameters are unchanged)."""
+    for block in model.blocks:
+        if isinstance(block, Bottleneck) and block.residual_branch[3].stride == (2, 2):
+            block.residual_branch[0].stride, block.residual_branch[3].stride = (2, 2), (1, 1)
+    return model
+
+
+# depth, the paper's Table 1 FLOPs (multiply-adds), torchvision's published GFLOPS for its (v1.5) models
+IMAGENET_MULTIPLY_ADDS = [(34, 3.6e9, 3.66e9), (50, 3.8e9, 4.09e9), (18, 1.8e9, 1.81e9), (101, 7.6e9, 7.80e9),
+                          (152, 11.3e9, 11.51e9)]
+
+
+@pytest.mark.parametrize("depth,paper,torchvision", IMAGENET_MULTIPLY_ADDS)
+def test_imagenet_multiply_adds(depth, paper, torchvision):
+    # The paper prints two or three significant digits and does not say how it rounded or what it counted.
+    # Our counts (FC layer included: 0.5M or 2M multiply-adds, under 0.06% of any total, so including it
+    # or not cannot change the comparison) sit within 0.03e9 of the printed value at 18, 101 and 152
+    # layers but 0.064e9 and 0.058e9 above it at 34 and 50, more than rounding to the nearest 0.1e9
+    # explains. So the tolerance is one unit of the printed last digit, 0.1e9 (2.8% of 3.6e9); it still
+    # rejects our ResNet-50 with its stride in the 3x3 (4.09e9, 0.29e9 above the paper).
+    with torch.device("meta"):
+        model = ImageNetResNet(depth)
+    ours = multiply_adds(model)
+    assert abs(ours - torchvision) < 0.005e9  # torchvision's figures, to the 2 decimals it publishes
+    as_in_paper = multiply_adds(stride_in_first_1x1(model))
+    assert abs(as_in_paper - paper) < 0.1e9
+    if depth >= 50:  # the bottleneck nets: where the stride sits matters, and the tolerance can tell
+        assert abs(ours - paper) > 0.1e9
 
 
 def test_imagenet_resnet_34_output_and_downsampling():
