@@ -19,7 +19,8 @@ Two families come from the same code:
   linear classifier); `residual=False` removes every shortcut and gives the plain counterpart.
 - `ImageNetResNet`: the paper's Table 1 (ResNet-18/34 with basic blocks, 50/101/152 with
   bottleneck blocks 1x1 -> 3x3 -> 1x1 that expand channels 4x), with projection shortcuts where
-  shapes change. tests/equivalence/test_resnet.py asserts the paper's parameter counts.
+  shapes change. tests/equivalence/test_resnet.py checks their parameter counts (torchvision's figures)
+  and multiply-adds (the paper's Table 1, with the stride where the paper's models put it).
 
 Batch norm is PyTorch's `nn.BatchNorm2d`, proven equal to ours in tests/equivalence/test_batchnorm.py.
 """
