@@ -34,18 +34,18 @@ class Config:
     image_size: int = 64
     train_images: int = 30
     test_images: int = 100
-    widths: tuple[int, ...] = (16, 32, 64, 128)
+    widths: tuple[int, ...] = (8, 16, 32, 64)  # half the channels of (16, ..., 128): a quarter of the work
     dropout: float = 0.0  # the paper: 0.5 at the end of the contracting path; it slows a 500-step run
     steps: int = 500
     batch_size: int = 8
-    lr: float = 1e-3
+    lr: float = 2e-3  # Adam; twice the rate the wider net used, for the same 500 steps
     band: int = 2  # pixels: the width of the boundary band that boundary IoU scores
 
 
 SCALES = {
     "smoke": Config(image_size=32, train_images=8, test_images=8, widths=(8, 16), steps=5, batch_size=4),
     "quick": Config(),
-    "full": Config(image_size=128, train_images=35, test_images=200, widths=(32, 64, 128, 256, 512),
+    "full": Config(image_size=128, train_images=35, test_images=200, widths=(32, 64, 128, 256, 512), lr=1e-3,
                    dropout=0.5, steps=3000),
 }
 
