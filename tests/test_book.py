@@ -403,3 +403,15 @@ def test_a_result_without_the_new_fields_keeps_the_old_wording(fixture_book):
     html = (fixture_book / "papers" / "evil.html").read_text()
     assert 'class="badge badge-fails">claim does not hold</span>' in html
     assert "custom config" not in html and "failing-checks" not in html
+
+
+def test_controls_are_shown_apart_after_the_checks_that_carry_evidence():
+    from milestones.book.results import checks_table, smallest_margin
+
+    checks = [{"what": "a control", "value": 3, "op": ">=", "reference": 3, "reference_what": "3x", "holds": True,
+               "margin": 0.0, "control": True},
+              {"what": "the evidence", "value": 0.9, "op": ">", "reference": 0.5, "reference_what": "chance",
+               "holds": True, "margin": 0.4, "control": False}]
+    html = checks_table({"checks": checks})
+    assert html.index("the evidence") < html.index("a control") < html.index("(control: true by construction)")
+    assert html.count("(control") == 1 and smallest_margin({"checks": checks}) == 0.4  # the control's 0 is left out

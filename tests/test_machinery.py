@@ -208,6 +208,12 @@ def test_check_margins_and_verdicts():
     partial = Result([ok, bad, ok])
     assert not partial.holds and partial.verdict == "partly reproduces (2 of 3 checks)"
     assert partial.failing == [bad] and "failing: err_small" in partial.report()
+    control, broken = check("ratio", 3.0, ">=", 3.0, control=True), check("ratio", 2.0, ">=", 3.0, control=True)
+    assert Result([ok, control]).verdict == "holds"
+    assert Result([ok, bad, control]).verdict == "partly reproduces (1 of 2 checks)"  # controls are not counted
+    assert Result([ok, ok, broken]).verdict == "does not hold"  # a failing control: the set-up is broken
+    report = Result([ok, control]).report()
+    assert report.index("acc") < report.index("controls (true by construction") < report.index("[ok, control]")
 
 
 def test_data_is_deterministic_and_well_formed():

@@ -137,7 +137,7 @@ def cmd_reproduce(args) -> int:
          "wall_s": round(total, 2), "papers": summary}, indent=2) + "\n")
     print(f"\n{'paper':24} {'time':>8}  {'smallest margin':>15}  verdict")
     for row in summary:
-        margin = min((c["margin"] for c in row["checks"]), default=float("nan"))
+        margin = min((c["margin"] for c in row["checks"] if not c.get("control")), default=float("nan"))
         wall = f"{row['wall_s']:.1f} s" if row["wall_s"] is not None else "-"
         print(f"{row['paper']:24} {wall:>8}  {margin:>+15.4g}  {papers.verdict_text(row)}")
     held = sum(r["holds"] for r in summary)

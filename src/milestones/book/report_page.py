@@ -59,7 +59,8 @@ def write_report_page(sources: Sources, site: Site) -> None:
 <h1>The reproduce report</h1>
 <p class="lede">Every implemented paper's central claim, tested in miniature. A claim holds when every one of its
 checks holds; the margin says how far the measured number sits on the right side of its threshold (negative: the
-wrong side). The smallest margin is the check that came closest to failing.</p>
+wrong side). The smallest margin is the check that came closest to failing (controls, true by construction, are \
+left out).</p>
 <ul class="stats"><li><strong>{counts["holds"]}</strong> claims hold</li>
 <li><strong>{counts["fails"]}</strong> do not hold</li><li><strong>{counts["error"]}</strong> crashed</li>
 <li><strong>{counts["implemented"]}</strong> not run yet</li>\

@@ -35,7 +35,7 @@ def fmt_margin(value) -> str:
 
 
 def smallest_margin(result: dict) -> float | None:
-    margins = [c.get("margin") for c in result.get("checks") or [] if isinstance(c, dict)]
+    margins = [c.get("margin") for c in result.get("checks") or [] if isinstance(c, dict) and not c.get("control")]
     margins = [m for m in margins if isinstance(m, (int, float)) and not isinstance(m, bool)]
     return min(margins) if margins else None
 
@@ -69,14 +69,15 @@ def verdict_notes(result: dict) -> str:
 
 
 def checks_table(result: dict) -> str:
+    """The checks that carry evidence, then the controls (true by construction), each marked as such."""
     rows = []
-    for c in result.get("checks") or []:
-        if not isinstance(c, dict):
-            continue
+    checks = [c for c in result.get("checks") or [] if isinstance(c, dict)]
+    for c in sorted(checks, key=lambda c: c.get("control") is True):
         ok = c.get("holds") is True
+        control = ' <span class="muted small">(control: true by construction)</span>' if c.get("control") else ""
         rows.append(
             f'<tr class="{"ok" if ok else "bad"}"><td class="mark">{"&#10003;" if ok else "&#10007;"}</td>'
-            f'<td>{esc(str(c.get("what", "")))}</td><td class="num">{esc(fmt(c.get("value", "")))}</td>'
+            f'<td>{esc(str(c.get("what", "")))}{control}</td><td class="num">{esc(fmt(c.get("value", "")))}</td>'
             f'<td class="op">{esc(str(c.get("op", "")))}</td>'
             f'<td>{esc(str(c.get("reference_what", "")))} <span class="num">'
             f'({esc(fmt(c.get("reference", "")))})</span></td>'

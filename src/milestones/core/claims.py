@@ -5,6 +5,12 @@ reference (a threshold, or another measured number) and knows its margin, so the
 computed from numbers and never typed by hand: the claim holds when every check holds, partly
 reproduces when some do, and does not hold when none does. A check that an experiment declares as
 expected to fail at `quick` scale (see `milestones.core.experiment`) carries a short `name`.
+
+A *control* is a check that holds by construction when the experiment is set up right (a net with
+no hidden layer cannot solve XOR; two models were built with the parameter ratio intended): it
+carries no evidence for the paper's idea, so it is shown apart and does not count among the
+checks of a partial verdict, but a failing control means the experiment itself is broken, and the
+claim then does not hold.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class Check:
     reference: float
     reference_what: str
     name: str | None = None  # a short identifier; needed for a check declared as expected to fail
+    control: bool = False  # true by construction: a sanity check of the set-up, not evidence
 
     def __post_init__(self):
         if self.op not in _OPS:
@@ -43,15 +50,15 @@ class Check:
         return self.value - self.reference if self.op in (">", ">=") else self.reference - self.value
 
     def __str__(self) -> str:
-        mark = "ok" if self.holds else "FAILS"
+        mark = ("ok" if self.holds else "FAILS") + (", control" if self.control else "")
         label = f"{self.name}: " if self.name else ""
         return (f"[{mark}] {label}{self.what} = {self.value:.4g} {self.op} {self.reference_what} = "
                 f"{self.reference:.4g} (margin {self.margin:+.4g})")
 
 
 def check(what: str, value: float, op: str, reference: float, reference_what: str = "target",
-          name: str | None = None) -> Check:
-    return Check(what, float(value), op, float(reference), reference_what, name)
+          name: str | None = None, control: bool = False) -> Check:
+    return Check(what, float(value), op, float(reference), reference_what, name, control)
 
 
 @dataclass
@@ -84,11 +91,15 @@ class Result:
 
     @property
     def verdict(self) -> str:
-        """"holds", "does not hold" (no check holds), or "partly reproduces (K of N checks)"."""
-        held = len(self.checks) - len(self.failing)
+        """"holds", "does not hold" (no evidence check holds, or a control fails), or "partly reproduces
+        (K of N checks)", counting the checks that carry evidence, not the controls."""
         if self.holds:
             return "holds"
-        return f"partly reproduces ({held} of {len(self.checks)} checks)" if held else "does not hold"
+        evidence = [c for c in self.checks if not c.control]
+        held = sum(c.holds for c in evidence)
+        if held == 0 or any(c.control for c in self.failing):
+            return "does not hold"
+        return f"partly reproduces ({held} of {len(evidence)} checks)"
 
     def to_dict(self) -> dict:
         return {
@@ -113,7 +124,11 @@ class Result:
     def report(self) -> str:
         custom = f" (custom config, not the reference run: {self.overrides})" if self.overrides else ""
         lines = [f"{self.paper} ({self.scale}): the claim {self.verdict.upper()}{custom}", f"  claim: {self.claim}"]
-        lines += [f"  {c}" for c in self.checks]
+        lines += [f"  {c}" for c in self.checks if not c.control]
+        controls = [c for c in self.checks if c.control]
+        if controls:
+            lines.append("  controls (true by construction when the set-up is right):")
+            lines += [f"    {c}" for c in controls]
         if self.failing:
             lines.append("  failing: " + ", ".join(c.name or c.what for c in self.failing))
         lines.append(f"  wall time {self.wall_s:.1f} s; artifacts in {self.out}/")

@@ -97,7 +97,7 @@ def run(cfg: Config, ctx: Run) -> Result:
 
     checks = [
         check("fully connected parameters / convnet parameters", parameters[dense] / parameters[conv], ">=", 3.0,
-              "3x"),
+              "3x", control=True),
         check("convnet test accuracy", mean[conv][0], ">", mean[dense][0], "fully connected test accuracy"),
     ]
     checks += [check(f"convnet accuracy lost to {d}-pixel shifts", drop[conv][d], "<", drop[dense][d],
