@@ -117,7 +117,9 @@ def test_installed_entry_point_exits_2_without_traceback():
 
 
 def test_bench_prints_a_ratio_and_refuses_papers_without_a_benchmark(capsys):
-    code, out, _ = run_cli(capsys, "bench", "lstm", "--quick")
+    code, out, _ = run_cli(capsys, "bench", "lstm", "gpt2", "--quick")
     assert code == 0 and "matmul peak" in out and "nn.LSTM" in out and out.rstrip().endswith("x")
+    for reference in ("HF GPT2LMHeadModel", "at the matmul peak", "HF generate", "ours, no cache"):
+        assert reference in out
     code, _, err = run_cli(capsys, "bench", "backprop")
     assert code == 2 and "no benchmark" in err

@@ -17,13 +17,22 @@ import torch
 
 def best_time(fn: Callable[[], object], repeats: int = 5) -> float:
     """The fastest of `repeats` calls, in seconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    return best_times([fn], repeats)[0]
+
+
+def best_times(fns: list[Callable[[], object]], repeats: int = 5) -> list[float]:
+    """The fastest of `repeats` calls of each function, in seconds, after one warm-up call each. The
+    functions take turns, so a change in the machine's load (another process, the clock) falls on
+    all of them alike."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, record in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            record.append(time.perf_counter() - start)
+    return [min(record) for record in times]
 
 
 def matmul_peak_flops(size: int = 1024, repeats: int = 5) -> float:
