@@ -45,6 +45,7 @@ class Config:
     steps: int = 1800  # for each model
     batch_size: int = 64
     lr: float = 5e-3
+    decay_fraction: float = 0.25  # both models: the learning rate falls linearly to zero over the last quarter
     clip: float = 1.0
     eval_sentences: int = 200  # held-out sentences per length
     eval_every: int = 4  # evaluate lengths min_length, min_length + eval_every, ...
@@ -77,12 +78,12 @@ def run(cfg: Config, ctx: Run) -> Result:
     ctx.reseed(0)
     plain = EncoderDecoder(cfg.vocab, cfg.vocab + 1, bos=cfg.vocab, embed_size=cfg.embed_size,
                            hidden_size=cfg.hidden_size, recurrent_layer=fast_gru).to(ctx.device)
-    train_translator(ctx, "encoder-decoder", plain, cfg)
+    train_translator(ctx, "encoder-decoder", plain, cfg, decay_fraction=cfg.decay_fraction)
     ctx.reseed(1)
     attentive = AttentionTranslator(cfg.vocab, cfg.vocab + 1, bos=cfg.vocab, embed_size=cfg.embed_size,
                                     hidden_size=cfg.hidden_size, attention_size=cfg.attention_size,
                                     recurrent_layer=fast_gru).to(ctx.device)
-    train_translator(ctx, "attention", attentive, cfg)
+    train_translator(ctx, "attention", attentive, cfg, decay_fraction=cfg.decay_fraction)
 
     lengths = list(range(cfg.min_length, cfg.max_length + 1, cfg.eval_every))
     plain_accuracy = accuracy_by_length(plain, cfg, lengths, ctx.device)

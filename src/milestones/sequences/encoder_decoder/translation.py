@@ -20,9 +20,10 @@ def fast_gru(input_size: int, hidden_size: int) -> nn.Module:
     return nn.GRU(input_size, hidden_size, batch_first=True)
 
 
-def train_translator(ctx: Run, name: str, model: nn.Module, cfg) -> FitLog:
+def train_translator(ctx: Run, name: str, model: nn.Module, cfg, decay_fraction: float = 0.0) -> FitLog:
     """Teacher-forced cross-entropy on fresh toy sentences, each batch of one random length;
-    `cfg` needs the fields vocab, min_length, max_length, batch_size, lr, clip and steps."""
+    `cfg` needs the fields vocab, min_length, max_length, batch_size, lr, clip and steps. Over the
+    last `decay_fraction` of the steps the learning rate falls linearly from `cfg.lr` to zero."""
 
     def batch(i: int) -> tuple[torch.Tensor, torch.Tensor]:
         length = int(torch.randint(cfg.min_length, cfg.max_length + 1, ()))
@@ -33,7 +34,10 @@ def train_translator(ctx: Run, name: str, model: nn.Module, cfg) -> FitLog:
         return F.cross_entropy(logits.flatten(0, 1), target.flatten()), {"length": target.shape[1]}
 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    return train(ctx, name, model, optimizer, cfg.steps, batch, loss, clip=cfg.clip)
+    decay_steps = decay_fraction * cfg.steps
+    schedule = (torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (cfg.steps - i) / decay_steps))
+                if decay_steps else None)
+    return train(ctx, name, model, optimizer, cfg.steps, batch, loss, clip=cfg.clip, schedule=schedule)
 
 
 def accuracy_by_length(model: nn.Module, cfg, lengths: list[int], device) -> list[float]:
