@@ -487,7 +487,7 @@ PAPERS: tuple[Paper, ...] = (
         year=2017, date="2017-06", venue="NIPS 2017",
         url=_arxiv("1706.03762"),
         era="transformers", constraint="architecture",
-        builds_on=("attention", "seq2seq", "layernorm", "resnet", "adam", "dropout"),
+        builds_on=("attention", "seq2seq", "encoder_decoder", "layernorm", "resnet", "adam", "dropout", "relu"),
         idea="Removed recurrence and convolution altogether, building an encoder-decoder from "
              "multi-head self-attention, position-wise feed-forward layers, residual connections "
              "and layer normalisation, which trains in parallel over all positions.",

@@ -1,0 +1,1 @@
+"""Era 4: Transformers."""
