@@ -40,6 +40,17 @@ def train_translator(ctx: Run, name: str, model: nn.Module, cfg, decay_fraction:
     return train(ctx, name, model, optimizer, cfg.steps, batch, loss, clip=cfg.clip, schedule=schedule)
 
 
+def held_out_loss(model: nn.Module, cfg, lengths: list[int], device) -> float:
+    """Mean teacher-forced cross-entropy per target word (nats) over held-out sentences of each length."""
+    losses = []
+    with evaluating(model):
+        for length in lengths:
+            source, target = toy_translation(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
+            logits = model(source.to(device), target.to(device))
+            losses.append(F.cross_entropy(logits.flatten(0, 1), target.to(device).flatten()).item())
+    return sum(losses) / len(losses)
+
+
 def accuracy_by_length(model: nn.Module, cfg, lengths: list[int], device) -> list[float]:
     """Fraction of target words greedy decoding gets right, for held-out sentences of each length."""
     accuracies = []

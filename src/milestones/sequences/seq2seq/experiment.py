@@ -15,12 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import toy_translation
 from milestones.core.training import evaluating
-from milestones.sequences.encoder_decoder.translation import HELD_OUT_SEED, accuracy_by_length, train_translator
+from milestones.sequences.encoder_decoder.translation import (
+    HELD_OUT_SEED,
+    accuracy_by_length,
+    held_out_loss,
+    train_translator,
+)
 from milestones.sequences.seq2seq.model import Seq2Seq
 
 CLAIM = ("A deep LSTM encoder-decoder reaches a lower loss and translates better in the same training "
@@ -51,17 +55,6 @@ SCALES = {
     "quick": Config(),
     "full": Config(min_length=10, max_length=30, hidden_size=256, num_layers=4, steps=20000, eval_sentences=1000),
 }
-
-
-def held_out_loss(model: Seq2Seq, cfg: Config, lengths: list[int], device) -> float:
-    """Mean teacher-forced cross-entropy per target word (nats) over held-out sentences of each length."""
-    losses = []
-    with evaluating(model):
-        for length in lengths:
-            source, target = toy_translation(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
-            logits = model(source.to(device), target.to(device))
-            losses.append(F.cross_entropy(logits.flatten(0, 1), target.to(device).flatten()).item())
-    return sum(losses) / len(losses)
 
 
 def beam_against_greedy(model: Seq2Seq, cfg: Config, lengths: list[int], device) -> dict:

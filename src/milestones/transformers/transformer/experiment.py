@@ -35,14 +35,13 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import toy_translation
-from milestones.core.training import evaluating, train
+from milestones.core.training import train
 from milestones.sequences.attention.model import AttentionTranslator
-from milestones.sequences.encoder_decoder.translation import HELD_OUT_SEED, accuracy_by_length, fast_gru
+from milestones.sequences.encoder_decoder.translation import accuracy_by_length, fast_gru, held_out_loss
 from milestones.transformers.transformer.model import (
     Transformer,
     label_smoothed_cross_entropy,
@@ -129,17 +128,6 @@ def flops_per_step(flops, model: nn.Module, cfg: Config) -> float:
 
 
 # ------------------------------------------------------------------------------------ training
-def held_out_loss(model: nn.Module, cfg: Config, lengths: list[int], device) -> float:
-    """Mean teacher-forced cross-entropy per target word (nats) on the held-out sentences of each length."""
-    losses = []
-    with evaluating(model):
-        for length in lengths:
-            source, target = toy_translation(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
-            logits = model(source.to(device), target.to(device))
-            losses.append(F.cross_entropy(logits.flatten(0, 1), target.to(device).flatten()).item())
-    return sum(losses) / len(losses)
-
-
 def train_and_score(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim.Optimizer, loss, cfg: Config,
                     flops: float, schedule=None, clip: float | None = None, min_steps: int = 0,
                     max_steps: int | None = None) -> list[dict]:
