@@ -2,6 +2,8 @@
 paper's quick run against the budget in CONTRIBUTING.md."""
 
 import os
+import shutil
+import tempfile
 
 import torch
 
@@ -11,10 +13,19 @@ QUICK_BUDGET_S = 60
 
 
 def pytest_configure(config):
+    # Every test session starts from an empty cache (milestones.core.cache), shared by the xdist
+    # workers, which inherit the variable: what the tests need, they build.
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        os.environ["MILESTONES_CACHE"] = tempfile.mkdtemp(prefix="milestones-cache-")
     # `make test` runs one pytest-xdist worker per core; a second intra-op thread in each would
     # only make the two compete for the same cores.
     if "PYTEST_XDIST_WORKER" in os.environ:
         torch.set_num_threads(1)
+
+
+def pytest_unconfigure(config):
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        shutil.rmtree(os.environ["MILESTONES_CACHE"], ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -7,6 +7,7 @@
     milestones cite ID                    BibTeX
     milestones book [--out DIR]           the static HTML book: notes, code, plots and verdicts
     milestones bench [ID ...]             our implementations' speed against their references
+    milestones cache list|clear           the tokenizers, corpora and models that papers build once and share
 
 A mistake the user can fix prints one line and exits with 2.
 """
@@ -184,6 +185,20 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    from milestones.core import cache
+
+    if args.action == "clear":
+        print(f"removed {cache.clear()} entries from {cache.root()}")
+        return 0
+    found = cache.entries()
+    print(f"{len(found)} entries in {cache.root()}")
+    for entry in found:
+        print(f"  {entry['name']:40} {entry['bytes'] / 1e6:8.1f} MB  built {entry['created']} "
+              f"in {entry['build_s']:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="milestones", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default="runs", help="where earlier runs are looked up for verdicts (default runs/)")
@@ -231,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("papers", nargs="*", help="only these papers (default: every paper with a bench.py)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that the benchmarks run")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("cache", help="show or empty the cache of shared tokenizers, corpora and models")
+    p.add_argument("action", choices=("list", "clear"))
+    p.set_defaults(func=cmd_cache)
     return parser
 
 

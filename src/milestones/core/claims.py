@@ -78,6 +78,7 @@ class Result:
     config: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)  # config fields changed from the scale's reference config
     seed: int = 0
+    cache: list[str] = field(default_factory=list)  # the entries of milestones.core.cache the run used
     out: str = ""
     wall_s: float = 0.0
 
@@ -114,6 +115,7 @@ class Result:
             "config": self.config,
             "overrides": self.overrides,
             "seed": self.seed,
+            "cache": self.cache,
             "out": self.out,
             "wall_s": round(self.wall_s, 3),
         }

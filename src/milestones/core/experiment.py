@@ -24,6 +24,7 @@ import typing
 from datetime import datetime
 from pathlib import Path
 
+from milestones.core import cache
 from milestones.core.claims import Result
 from milestones.core.errors import UserError
 from milestones.core.run import Run
@@ -94,9 +95,11 @@ def experiment(claim: str, config: type, scales: dict, expected_failures: tuple[
             ctx = Run(out or default_out(paper, scale), seed=seed, device=device, resume=resume, quiet=quiet)
             start = time.perf_counter()
             try:
-                result = body(cfg, ctx)
+                with cache.recording() as used:
+                    result = body(cfg, ctx)
             finally:
                 ctx.close()
+            result.cache = used
             result.paper, result.claim, result.scale, result.seed = paper, claim, scale, seed
             result.config = dataclasses.asdict(cfg)
             reference = dataclasses.asdict(scales[scale])
