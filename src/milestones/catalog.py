@@ -544,7 +544,7 @@ PAPERS: tuple[Paper, ...] = (
         url="https://cdn.openai.com/better-language-models/"
             "language_models_are_unsupervised_multitask_learners.pdf",
         era="transformers", constraint="data",
-        builds_on=("transformer", "gelu", "layernorm", "dropout", "adam"),
+        builds_on=("transformer", "gelu", "layernorm", "dropout", "adam", "weight_decay"),
         idea="Trained a 1.5B-parameter decoder-only Transformer on WebText, millions of curated "
              "web pages, and found that a plain language model starts to answer questions, "
              "translate and summarise zero-shot, improving log-linearly with size.",

@@ -7,6 +7,7 @@
     milestones cite ID                    BibTeX
     milestones book [--out DIR]           the static HTML book: notes, code, plots and verdicts
     milestones bench [ID ...]             our implementations' speed against their references
+    milestones generate RUN_DIR [options] samples from a trained run of a generative paper (gpt2: streamed text)
     milestones cache list|clear           the tokenizers, corpora and models that papers build once and share
 
 A mistake the user can fix prints one line and exits with 2.
@@ -185,6 +186,28 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    import importlib
+
+    run_dir = Path(args.run_dir)
+    try:
+        paper_id = json.loads((run_dir / "result.json").read_text())["paper"]
+    except (OSError, ValueError, KeyError):
+        raise UserError(f"{run_dir} is not a run folder (no readable result.json); pass a folder `milestones run` "
+                        "wrote") from None
+    paper = papers.lookup(paper_id)
+    try:
+        module = importlib.import_module(f"{paper.module}.generate")
+    except ModuleNotFoundError:
+        raise UserError(f"{paper_id} runs make no samples; generate works on runs of generative papers") from None
+    print(args.prompt, end="", flush=True)
+    for piece in module.generate(run_dir, args.prompt, tokens=args.tokens, temperature=args.temperature,
+                                 top_k=args.top_k, top_p=args.top_p, seed=args.seed, device=args.device):
+        print(piece, end="", flush=True)
+    print()
+    return 0
+
+
 def cmd_cache(args) -> int:
     from milestones.core import cache
 
@@ -246,6 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("papers", nargs="*", help="only these papers (default: every paper with a bench.py)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that the benchmarks run")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("generate", help="samples from a trained run (gpt2: text)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a folder that `milestones run` wrote")
+    p.add_argument("--prompt", default="", help="the text to continue (default: start a new document)")
+    p.add_argument("--tokens", type=int, default=200, help="how many tokens to add (default 200)")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 is greedy; higher is more varied (default 0.8)")
+    p.add_argument("--top-k", type=int, help="sample only among the K likeliest tokens")
+    p.add_argument("--top-p", type=float, help="sample only among the likeliest tokens that make up probability P")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("cache", help="show or empty the cache of shared tokenizers, corpora and models")
     p.add_argument("action", choices=("list", "clear"))

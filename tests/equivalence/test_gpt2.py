@@ -15,7 +15,7 @@ from torch.testing import assert_close
 
 from milestones.core.errors import UserError
 from milestones.transformers.gpt2.model import GPT, GPTConfig, hf_names, sample_next
-from milestones.transformers.gpt2.tokenizer import GPT2_PATTERN, BPETokenizer, bytes_to_unicode, merge
+from milestones.transformers.gpt2.tokenizer import END_OF_TEXT, GPT2_PATTERN, BPETokenizer, bytes_to_unicode, merge
 
 transformers = pytest.importorskip("transformers")
 tiktoken = pytest.importorskip("tiktoken")
@@ -271,7 +271,8 @@ STRANGE = ["naïve café 東京 🦙 👩‍👩‍👧 ﬁ", "  \t\n\n   x  \n"
 
 def test_held_out_text_encodes_to_exactly_tiktokens_ids(tokenizer, text):
     encoding = tiktoken.Encoding(name="milestones-test", pat_str=GPT2_PATTERN,
-                                 mergeable_ranks=tokenizer.mergeable_ranks(), special_tokens={})
+                                 mergeable_ranks=tokenizer.mergeable_ranks(),
+                                 special_tokens={END_OF_TEXT: tokenizer.end_of_text})
     held_out = text[1_000_000:1_300_000]
     ids = tokenizer.encode(held_out)
     assert ids == encoding.encode(held_out)
@@ -279,6 +280,11 @@ def test_held_out_text_encodes_to_exactly_tiktokens_ids(tokenizer, text):
     assert tokenizer.decode(ids) == held_out
     for sample in STRANGE:
         assert tokenizer.encode(sample) == encoding.encode(sample), sample
+    documents = held_out[:2000] + END_OF_TEXT + held_out[2000:4000] + END_OF_TEXT
+    ids = tokenizer.encode(documents, allow_special=True)
+    assert ids == encoding.encode(documents, allowed_special="all") and ids.count(tokenizer.end_of_text) == 2
+    assert tokenizer.decode(ids) == documents and len(tokenizer) == 2048
+    assert tokenizer.encode(END_OF_TEXT) == encoding.encode_ordinary(END_OF_TEXT)  # plain text unless allowed
 
 
 def test_arbitrary_bytes_round_trip(tokenizer):
@@ -299,7 +305,7 @@ def naive_train(text, vocab_size):
     import regex
     words = [list(piece.encode()) for piece in regex.findall(GPT2_PATTERN, text)]
     merges = []
-    while 256 + len(merges) < vocab_size:
+    while 257 + len(merges) < vocab_size:
         counts = {}
         for word in words:
             for p in zip(word, word[1:]):
@@ -315,7 +321,7 @@ def naive_train(text, vocab_size):
 def test_incremental_training_learns_the_merges_of_a_full_recount(text):
     sample = text[:12_000]
     assert BPETokenizer.train(sample, 400).merges == naive_train(sample, 400)
-    toy = BPETokenizer.train("ab ab ab cd", 257)
+    toy = BPETokenizer.train("ab ab ab cd", 258)
     assert toy.merges == [(ord("a"), ord("b"))]  # the most frequent pair: (a, b) three times
     a, b, c = b"abc"
     with pytest.raises(ValueError, match="same bytes"):  # "ab" + "c" and "a" + "bc" both spell "abc"

