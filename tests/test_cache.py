@@ -11,6 +11,7 @@ import torch
 from milestones import cli
 from milestones.core import cache
 from milestones.core.data import shakespeare
+from milestones.core.errors import UserError
 
 
 @pytest.fixture(autouse=True)
@@ -71,6 +72,7 @@ def test_two_processes_asking_at_once_build_once(tmp_path):
 import time
 from pathlib import Path
 from milestones.core import cache
+from milestones.core.errors import UserError
 from milestones.core.data import shakespeare
 def build(folder, config):
     with open({str(log)!r}, "a") as f:
@@ -83,6 +85,14 @@ print(cache.cached("slow", {{}}, [shakespeare], build))
     outputs = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert outputs[0] == outputs[1] and log.read_text() == "built\n"
+
+
+def test_an_unwritable_cache_folder_is_a_user_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("MILESTONES_CACHE", str(blocker / "cache"))
+    with pytest.raises(UserError, match="MILESTONES_CACHE"):
+        cache.cached("numbers", {"n": 3}, [shakespeare], write_random)
 
 
 def test_recording_names_the_entries_a_run_used():

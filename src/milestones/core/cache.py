@@ -33,6 +33,8 @@ from types import ModuleType
 
 import torch
 
+from milestones.core.errors import UserError
+
 ENTRY_FILE = "entry.json"
 _used: list[str] | None = None  # the entries used since `recording()` began, or None outside a run
 
@@ -58,7 +60,11 @@ def cached(recipe: str, config: dict, code: Sequence[ModuleType], build: Callabl
     name = key(recipe, config, code)
     folder = root() / name
     if not (folder / ENTRY_FILE).is_file():
-        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create the cache folder {folder.parent} ({e.strerror}); "
+                            "set MILESTONES_CACHE to a writable folder") from None
         with exclusive(folder.parent / f"{name}.lock"):
             if not (folder / ENTRY_FILE).is_file():  # another process may have built it while we waited
                 _build(folder, recipe, config, code, build)
