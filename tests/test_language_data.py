@@ -36,6 +36,15 @@ def test_a_text_file_is_tokenized_once_beside_it_and_again_when_it_changes(tmp_p
     assert changed.tokenizer.decode(changed.tokens.tolist()).startswith(path.read_text()[:100])
 
 
+def test_a_small_text_still_has_a_held_out_part_and_a_tiny_one_is_a_user_error(tmp_path):
+    small = data.text_file_corpus(write_text(tmp_path / "small.txt", lines=300), vocab_size=300)
+    assert len(small.tokens) < 20 * data.BLOCK and len(small.blocks(held_out=True)) >= 2
+    assert small.held_out(16, 8)[0].shape == (8, 16) and small.batch(4, 16)[0].shape == (4, 16)
+    tiny = data.text_file_corpus(write_text(tmp_path / "tiny.txt", lines=5), vocab_size=300)
+    with pytest.raises(UserError, match="too short"):
+        tiny.batch(4, 64)
+
+
 @pytest.mark.parametrize("problem", ["missing", "empty", "vocab"])
 def test_a_bad_text_file_is_a_user_error(tmp_path, problem):
     path = tmp_path / "plays.txt"

@@ -48,15 +48,17 @@ class Corpus:
     source: str  # what the text is, for the run's record
 
     def blocks(self, held_out: bool) -> list[tuple[int, int]]:
-        """The (start, end) of every block of BLOCK tokens for training, or of every held-out one: one
-        block in HELD_OUT_EVERY, spread through the corpus, so that both halves hold the same mix of text."""
-        starts = range(0, len(self.tokens), BLOCK)
-        return [(s, min(s + BLOCK, len(self.tokens))) for k, s in enumerate(starts)
+        """The (start, end) of every training block, or of every held-out one: one block in HELD_OUT_EVERY,
+        spread through the corpus, so that both halves hold the same mix of text. Blocks are BLOCK tokens
+        long, or shorter in a small corpus, which still gets two held-out blocks."""
+        size = max(1, min(BLOCK, len(self.tokens) // (2 * HELD_OUT_EVERY)))
+        starts = range(0, len(self.tokens), size)
+        return [(s, min(s + size, len(self.tokens))) for k, s in enumerate(starts)
                 if (k % HELD_OUT_EVERY == HELD_OUT_EVERY // 2) == held_out]
 
     def batch(self, batch_size: int, context: int, generator: torch.Generator | None = None):
         """Random training windows: inputs (B, context) and their next tokens (B, context), int64."""
-        blocks = [(s, e) for s, e in self.blocks(held_out=False) if e - s > context]
+        blocks = self._long_enough(context, held_out=False)
         chosen = torch.randint(len(blocks), (batch_size,), generator=generator).tolist()
         offsets = torch.rand(batch_size, generator=generator).tolist()
         starts = [blocks[b][0] + int(u * (blocks[b][1] - blocks[b][0] - context)) for b, u in zip(chosen, offsets)]
@@ -64,10 +66,17 @@ class Corpus:
 
     def held_out(self, context: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`count` held-out windows, as `batch` gives them, evenly spaced in the held-out blocks (always the same)."""
-        blocks = [(s, e) for s, e in self.blocks(held_out=True) if e - s > context]
+        blocks = self._long_enough(context, held_out=True)
         per_block = -(-count // len(blocks))
         starts = [int(x) for s, e in blocks for x in np.linspace(s, e - context - 1, per_block)]
         return self._windows(starts[:count], context)
+
+    def _long_enough(self, context: int, held_out: bool) -> list[tuple[int, int]]:
+        blocks = [(s, e) for s, e in self.blocks(held_out) if e - s > context]
+        if not blocks:
+            raise UserError(f"{self.source} is too short for windows of {context} tokens: it has "
+                            f"{len(self.tokens):,} tokens and needs about {2 * HELD_OUT_EVERY * (context + 1):,}")
+        return blocks
 
     def _windows(self, starts: list[int], context: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows = torch.from_numpy(np.stack([self.tokens[s:s + context + 1] for s in starts]).astype(np.int64))
