@@ -662,7 +662,7 @@ PAPERS: tuple[Paper, ...] = (
         year=2020, date="2020-10", venue="ICLR 2021",
         url=_arxiv("2010.11929"),
         era="transformers", constraint="architecture",
-        builds_on=("transformer", "bert", "layernorm", "gelu", "adam"),
+        builds_on=("transformer", "bert", "layernorm", "gelu", "adam", "cnn", "resnet", "dropout", "weight_decay"),
         idea="Cut an image into 16x16 patches, embedded each as a token and fed the sequence to an "
              "unmodified Transformer encoder, which matches or beats convolutional networks once "
              "pre-trained on enough images.",
