@@ -633,7 +633,7 @@ PAPERS: tuple[Paper, ...] = (
         year=2020, date="2020-05", venue="NeurIPS 2020",
         url=_arxiv("2005.14165"),
         era="transformers", constraint="parameters",
-        builds_on=("gpt2", "scaling_laws", "adam"),
+        builds_on=("gpt2", "scaling_laws", "transformer", "adam", "weight_decay"),
         idea="Scaled a decoder-only Transformer to 175B parameters and showed it can take on new "
              "tasks from a handful of examples written into the prompt (in-context learning), "
              "with no gradient updates at all.",
