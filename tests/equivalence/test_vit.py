@@ -10,13 +10,14 @@ Tolerances: float64 carries about 16 digits; the two models add the same terms i
 eager attention against the fused kernel), so logits agree to about 1e-15 relative and gradients (longer
 sums) to about 1e-13; the bars leave a factor of about 1000."""
 
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
 from milestones.core.errors import UserError
-from milestones.transformers.vit import model as vit_model
 from milestones.transformers.vit.model import ViT, ViTConfig, hf_names, uses_legacy_names
 
 transformers = pytest.importorskip("transformers")
@@ -132,17 +133,10 @@ def test_a_different_architecture_is_refused():
 
 
 def test_a_missing_transformers_is_a_one_line_user_error(monkeypatch):
-    import builtins
-    real_import = builtins.__import__
-
-    def no_transformers(name, *args, **kwargs):
-        if name == "transformers":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_transformers)
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` now fails
+    tiny = ViT(ViTConfig(image_size=8, patch_size=4, n_classes=2, dim=8, depth=1, heads=2, mlp_dim=16))
     with pytest.raises(UserError, match=r"milestones\[test\]"):
-        vit_model._transformers()
+        tiny.to_hf()
 
 
 # --------------------------------------------------------------------------------------- shapes

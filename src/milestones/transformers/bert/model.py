@@ -29,13 +29,12 @@ probabilities (we drop only the sublayers' outputs and the embeddings).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from milestones.core.errors import UserError
+from milestones.core import interop
 from milestones.transformers.transformer.model import MultiHeadAttention
 
 IGNORE = -100  # the MLM target of a position that was not picked (F.cross_entropy's ignore_index)
@@ -142,10 +141,7 @@ class BertForPreTraining(nn.Module):
     @classmethod
     def from_hf(cls, model_or_path) -> BertForPreTraining:
         """Ours with the weights of a Hugging Face BertForPreTraining (an instance or a save_pretrained folder)."""
-        transformers = _transformers()
-        hf = model_or_path
-        if isinstance(model_or_path, (str, Path)):
-            hf = transformers.BertForPreTraining.from_pretrained(model_or_path, local_files_only=True)
+        hf = interop.hf_model("BertForPreTraining", model_or_path)
         c = hf.config
         if c.hidden_act != "gelu" or getattr(c, "position_embedding_type", "absolute") != "absolute":
             raise ValueError("only BERT's own architecture converts: exact GELU, absolute positions")
@@ -163,7 +159,7 @@ class BertForPreTraining(nn.Module):
 
     def to_hf(self):
         """A Hugging Face BertForPreTraining holding our weights (attention dropout 0, which ours lacks)."""
-        transformers = _transformers()
+        transformers = interop.transformers()
         c = self.config
         hf_config = transformers.BertConfig(
             vocab_size=c.vocab_size, hidden_size=c.hidden, num_hidden_layers=c.layers, num_attention_heads=c.heads,
@@ -225,11 +221,3 @@ def hf_names(layers: int) -> dict[str, str]:
             for kind in ("weight", "bias"):
                 names[f"bert.layers.{layer}.{ours}.{kind}"] = f"bert.encoder.layer.{layer}.{theirs}.{kind}"
     return names
-
-
-def _transformers():
-    try:
-        import transformers
-    except ImportError:
-        raise UserError("Hugging Face interop needs transformers: pip install 'milestones[test]'") from None
-    return transformers

@@ -31,13 +31,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from milestones.core.errors import UserError
+from milestones.core import interop
 
 
 @dataclass
@@ -229,10 +228,7 @@ class GPT(nn.Module):
     @classmethod
     def from_hf(cls, model_or_path) -> GPT:
         """Our GPT with the weights of a Hugging Face GPT2LMHeadModel (an instance, or a save_pretrained folder)."""
-        transformers = _transformers()
-        hf = model_or_path
-        if isinstance(model_or_path, (str, Path)):
-            hf = transformers.GPT2LMHeadModel.from_pretrained(model_or_path, local_files_only=True)
+        hf = interop.hf_model("GPT2LMHeadModel", model_or_path)
         c = hf.config
         if (c.activation_function not in ("gelu_new", "gelu_pytorch_tanh") or c.n_inner not in (None, 4 * c.n_embd)
                 or not c.scale_attn_weights or c.scale_attn_by_inverse_layer_idx or not c.tie_word_embeddings):
@@ -250,7 +246,7 @@ class GPT(nn.Module):
 
     def to_hf(self):
         """A Hugging Face GPT2LMHeadModel holding our weights."""
-        transformers = _transformers()
+        transformers = interop.transformers()
         c = self.config
         hf_config = transformers.GPT2Config(
             vocab_size=c.vocab_size, n_positions=c.block_size, n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd,
@@ -300,11 +296,3 @@ def hf_names(n_layer: int) -> dict[str, str]:
 def _conv1d(hf_name: str) -> bool:
     """HF's Conv1D stores a linear layer's weight as (in, out), the transpose of nn.Linear's."""
     return hf_name.endswith(".weight") and (".attn.c_" in hf_name or ".mlp.c_" in hf_name)
-
-
-def _transformers():
-    try:
-        import transformers
-    except ImportError:
-        raise UserError("Hugging Face interop needs transformers: pip install 'milestones[test]'") from None
-    return transformers

@@ -40,13 +40,12 @@ test_gelu.py, nn.Conv2d in test_cnn.py, and F.dropout / nn.Dropout in test_dropo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from milestones.core.errors import UserError
+from milestones.core import interop
 from milestones.transformers.transformer.model import attention_weights
 
 
@@ -179,10 +178,7 @@ class ViT(nn.Module):
     def from_hf(cls, model_or_path) -> ViT:
         """Our ViT with the weights of a Hugging Face ViTForImageClassification (an instance, or a
         save_pretrained folder)."""
-        transformers = _transformers()
-        hf = model_or_path
-        if isinstance(model_or_path, (str, Path)):
-            hf = transformers.ViTForImageClassification.from_pretrained(model_or_path, local_files_only=True)
+        hf = interop.hf_model("ViTForImageClassification", model_or_path)
         c = hf.config
         if (c.hidden_act != "gelu" or not c.qkv_bias or not isinstance(hf.classifier, nn.Linear)
                 or not isinstance(c.image_size, int) or not isinstance(c.patch_size, int)
@@ -204,7 +200,7 @@ class ViT(nn.Module):
 
     def to_hf(self):
         """A Hugging Face ViTForImageClassification holding our weights."""
-        transformers = _transformers()
+        transformers = interop.transformers()
         c = self.config
         hf_config = transformers.ViTConfig(
             image_size=c.image_size, patch_size=c.patch_size, num_channels=c.in_channels, num_labels=c.n_classes,
@@ -246,11 +242,3 @@ def hf_names(depth: int, legacy: bool = False) -> dict[str, str]:
 def uses_legacy_names(hf) -> bool:
     """Whether a Hugging Face ViT names its layers as transformers 4.x did (vit.encoder.layer.N...)."""
     return not any(name.startswith("vit.layers.") for name, _ in hf.named_parameters())
-
-
-def _transformers():
-    try:
-        import transformers
-    except ImportError:
-        raise UserError("Hugging Face interop needs transformers: pip install 'milestones[test]'") from None
-    return transformers
