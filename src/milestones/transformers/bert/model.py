@@ -149,12 +149,9 @@ class BertForPreTraining(nn.Module):
                             segments=c.type_vocab_size, hidden=c.hidden_size, layers=c.num_hidden_layers,
                             heads=c.num_attention_heads, intermediate=c.intermediate_size,
                             dropout=c.hidden_dropout_prob, layer_norm_eps=c.layer_norm_eps)
-        theirs = hf.state_dict()
-        weight = theirs["bert.embeddings.word_embeddings.weight"]
+        weight = hf.get_parameter("bert.embeddings.word_embeddings.weight")
         model = cls(config).to(device=weight.device, dtype=weight.dtype)
-        with torch.no_grad():
-            for ours, name in hf_names(config.layers).items():
-                model.get_parameter(ours).copy_(theirs[name])
+        interop.copy_weights(model, hf, hf_names(config.layers), into_ours=True)
         return model.train(hf.training)
 
     def to_hf(self):
@@ -168,9 +165,7 @@ class BertForPreTraining(nn.Module):
             layer_norm_eps=c.layer_norm_eps, tie_word_embeddings=True)
         weight = self.bert.embeddings.token.weight
         hf = transformers.BertForPreTraining(hf_config).to(device=weight.device, dtype=weight.dtype)
-        with torch.no_grad():
-            for ours, name in hf_names(c.layers).items():
-                hf.get_parameter(name).copy_(self.get_parameter(ours))
+        interop.copy_weights(self, hf, hf_names(c.layers), into_ours=False)
         return hf.train(self.training)
 
 

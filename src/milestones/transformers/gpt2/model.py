@@ -236,12 +236,9 @@ class GPT(nn.Module):
         config = GPTConfig(vocab_size=c.vocab_size, block_size=c.n_positions, n_layer=c.n_layer, n_head=c.n_head,
                            n_embd=c.n_embd, embedding_dropout=c.embd_pdrop, attention_dropout=c.attn_pdrop,
                            residual_dropout=c.resid_pdrop, layer_norm_eps=c.layer_norm_epsilon)
-        theirs = hf.state_dict()
-        weight = theirs["transformer.wte.weight"]
+        weight = hf.get_parameter("transformer.wte.weight")
         model = cls(config).to(device=weight.device, dtype=weight.dtype)
-        with torch.no_grad():
-            for ours, name in hf_names(config.n_layer).items():
-                model.get_parameter(ours).copy_(theirs[name].t() if _conv1d(name) else theirs[name])
+        interop.copy_weights(model, hf, hf_names(config.n_layer), into_ours=True, transposed=_conv1d)
         return model.train(hf.training)
 
     def to_hf(self):
@@ -255,10 +252,7 @@ class GPT(nn.Module):
             tie_word_embeddings=True, bos_token_id=c.vocab_size - 1, eos_token_id=c.vocab_size - 1)  # <|endoftext|>
         weight = self.token_embedding.weight
         hf = transformers.GPT2LMHeadModel(hf_config).to(device=weight.device, dtype=weight.dtype)
-        with torch.no_grad():
-            for ours, name in hf_names(c.n_layer).items():
-                w = self.get_parameter(ours)
-                hf.get_parameter(name).copy_(w.t() if _conv1d(name) else w)
+        interop.copy_weights(self, hf, hf_names(c.n_layer), into_ours=False, transposed=_conv1d)
         return hf.train(self.training)
 
 

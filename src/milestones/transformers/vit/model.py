@@ -189,13 +189,9 @@ class ViT(nn.Module):
                            n_classes=c.num_labels, dim=c.hidden_size, depth=c.num_hidden_layers,
                            heads=c.num_attention_heads, mlp_dim=c.intermediate_size, dropout=c.hidden_dropout_prob,
                            attention_dropout=c.attention_probs_dropout_prob, layer_norm_eps=c.layer_norm_eps)
-        theirs = hf.state_dict()
-        names = hf_names(config.depth, legacy=uses_legacy_names(hf))
-        weight = theirs["vit.embeddings.cls_token"]
+        weight = hf.get_parameter("vit.embeddings.cls_token")
         model = cls(config).to(device=weight.device, dtype=weight.dtype)
-        with torch.no_grad():
-            for ours, name in names.items():
-                model.get_parameter(ours).copy_(theirs[name])
+        interop.copy_weights(model, hf, hf_names(config.depth, legacy=uses_legacy_names(hf)), into_ours=True)
         return model.train(hf.training)
 
     def to_hf(self):
@@ -209,10 +205,7 @@ class ViT(nn.Module):
             layer_norm_eps=c.layer_norm_eps, qkv_bias=True)
         weight = self.class_token
         hf = transformers.ViTForImageClassification(hf_config).to(device=weight.device, dtype=weight.dtype)
-        names = hf_names(c.depth, legacy=uses_legacy_names(hf))
-        with torch.no_grad():
-            for ours, name in names.items():
-                hf.get_parameter(name).copy_(self.get_parameter(ours))
+        interop.copy_weights(self, hf, hf_names(c.depth, legacy=uses_legacy_names(hf)), into_ours=False)
         return hf.train(self.training)
 
 
