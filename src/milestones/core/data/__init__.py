@@ -21,12 +21,13 @@ from milestones.core.data.sequences import (
 )
 from milestones.core.data.shakespeare import CharTokenizer, shakespeare_text, shakespeare_works
 from milestones.core.data.shapes import Shapes, make_shapes
-from milestones.core.data.toy2d import gaussian_grid, rings, spirals, two_moons
+from milestones.core.data.toy2d import gaussian_grid, gaussian_ring, ring_centers, rings, spirals, two_moons
 from milestones.core.data.translation import toy_translation, translation_alignment, translation_dictionary
 
 __all__ = ["ADDING_BASELINE_MSE", "IGNORE", "REBER_SYMBOLS", "AnalogyCorpus", "Cells", "CharTokenizer", "ReberStream",
            "Shapes", "Split", "adding_problem", "continual_embedded_reber", "copy_task", "delayed_recall",
-           "embedded_reber", "embedded_reber_strings", "gaussian_grid", "load_digits", "make_analogy_corpus",
-           "make_cells", "make_largest_shape", "make_shapes", "random_shifts", "reverse_task", "rings",
+           "embedded_reber", "embedded_reber_strings", "gaussian_grid", "gaussian_ring", "load_digits",
+           "make_analogy_corpus", "make_cells", "make_largest_shape", "make_shapes", "random_shifts", "reverse_task",
+           "ring_centers", "rings",
            "shakespeare_text", "shakespeare_works", "shift", "spirals", "toy_translation", "translation_alignment",
            "translation_dictionary", "two_moons", "windowed_parity"]

@@ -44,3 +44,16 @@ def rings(n: int = 512, radii: tuple[float, ...] = (0.3, 0.7, 1.0), noise: float
     angle = 2 * math.pi * torch.rand(n, generator=g)
     r = torch.tensor(radii)[y] + noise * torch.randn(n, generator=g)
     return torch.stack([r * torch.cos(angle), r * torch.sin(angle)], 1), y
+
+
+def ring_centers(modes: int = 8, radius: float = 1.0) -> torch.Tensor:
+    """The (modes, 2) centers of `gaussian_ring`, evenly spaced on a circle."""
+    angle = 2 * math.pi * torch.arange(modes) / modes
+    return radius * torch.stack([torch.cos(angle), torch.sin(angle)], 1)
+
+
+def gaussian_ring(n: int = 512, modes: int = 8, radius: float = 1.0, std: float = 0.05, seed: int = 0):
+    """A mixture of `modes` small Gaussians on a circle (the GAN literature's "8 Gaussians" test of mode coverage)."""
+    g = _gen(seed)
+    y = torch.randint(modes, (n,), generator=g)
+    return ring_centers(modes, radius)[y] + std * torch.randn(n, 2, generator=g), y
