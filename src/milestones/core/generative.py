@@ -229,11 +229,34 @@ def near_mode_fraction(samples: torch.Tensor, centers: torch.Tensor, radius: flo
 # ------------------------------------------------------------------------------------------- pictures
 def sample_grid(path: Path, images: torch.Tensor, captions: list[str], title: str = "", ncols: int = 10) -> Path:
     """A PNG of image samples (N, 1, H, W) or (N, H, W) in [0, 1], each with its caption (the class it
-    was asked for, or the judge's reading) under it."""
+    was asked for, or the judge's reading) under it. The samples are tiled into one picture (one
+    matplotlib image, not one axis per sample: hundreds of samples take a fraction of a second)."""
     if len(captions) != len(images):
         raise ValueError(f"{len(images)} images but {len(captions)} captions")
-    return plots.image_grid(path, images.detach().float().cpu().clamp(0, 1).numpy(), titles=captions, ncols=ncols,
-                            title=title)
+    images = images.detach().float().cpu().clamp(0, 1)
+    images = images.reshape(len(images), *images.shape[-2:]).numpy()
+    n, (h, w) = len(images), images.shape[1:]
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    gap, caption = max(1, h // 8), max(3, h // 2)  # pixels between tiles, and below each for its caption
+    cell_h, cell_w = h + caption + gap, w + gap
+    mosaic = np.ones((nrows * cell_h + gap, ncols * cell_w + gap), dtype=np.float32)
+    for i, image in enumerate(images):
+        top, left = gap + (i // ncols) * cell_h, gap + (i % ncols) * cell_w
+        mosaic[top:top + h, left:left + w] = 1 - image  # dark ink on white paper
+    inches = 0.75 * w / 8
+    fig, ax = plots.plt.subplots(figsize=(max(3.0, inches * ncols * cell_w / w), inches * nrows * cell_h / w + 0.4))
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    for i, text in enumerate(captions):
+        ax.text(gap + (i % ncols) * cell_w + w / 2 - 0.5, gap + (i // ncols) * cell_h + h + caption / 2 - 0.5, text,
+                ha="center", va="center", fontsize=7)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plots.plt.close(fig)
+    return Path(path)
 
 
 def scatter(path: Path, series: dict[str, torch.Tensor], title: str, centers: torch.Tensor | None = None) -> Path:

@@ -1,0 +1,1 @@
+"""Era 5: Generative models."""
