@@ -597,7 +597,7 @@ PAPERS: tuple[Paper, ...] = (
         year=2019, date="2019-10", venue="JMLR 2020",
         url=_arxiv("1910.10683"),
         era="transformers", constraint="data",
-        builds_on=("transformer", "bert", "layernorm", "dropout"),
+        builds_on=("transformer", "bert", "layernorm", "dropout", "relu", "adam"),
         idea="Cast every language task as text in, text out, built the C4 web corpus, and "
              "compared architectures, objectives and data sets in one framework before scaling "
              "the best recipe to 11B parameters.",
