@@ -23,8 +23,8 @@ that depends only on the offset j - i, through a small table of buckets:
 Offsets below a threshold get a bucket each; larger ones share logarithmically wider buckets up to
 `max_distance`, beyond which all offsets are one bucket. In the encoder past and future offsets get
 separate halves of the table (bidirectional); in the decoder future keys are masked anyway, so only
-past offsets are bucketed. As in T5, the table lives in the first layer of each stack and the
-same bias is added in every layer; cross-attention has none.
+past offsets are bucketed. Each stack has one table (T5 stores it in the stack's first layer), its
+bias is computed once and added in every layer; cross-attention has none.
 
 No 1/sqrt(d_k) in the logits. Equation (2) has no scale: T5 puts it into the initialisation instead
 (the query weights start with standard deviation (d_model d_k)^-1/2, see `init_weights`), so at the
