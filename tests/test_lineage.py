@@ -83,6 +83,9 @@ LATER_PAPER_USES: dict[tuple[str, str, str], str] = {
     ("encoder_decoder", "adam", "translation.py"):
         "Adam (six months later) stands in for the paper's Adadelta in the translator training that "
         "attention and seq2seq share; the claim is the fixed-length bottleneck, not the optimizer",
+    ("gan", "adam", "experiment.py"):
+        "Adam (six months later) stands in for the paper's SGD with momentum, which diverged or collapsed "
+        "at every rate tried in the quick budget; the claims are about the game and the generator's loss",
     ("alexnet", "dropout", "model.py"):
         "AlexNet used dropout from Hinton et al.'s 2012 preprint, which it cites; the catalog files the "
         "idea under the 2014 JMLR paper. Our experiment sets dropout=0.0 (Figure 1 had none)",

@@ -316,7 +316,7 @@ PAPERS: tuple[Paper, ...] = (
                  "David Warde-Farley", "Sherjil Ozair", "Aaron Courville", "Yoshua Bengio"),
         year=2014, date="2014-06", venue="NIPS 2014",
         url=_arxiv("1406.2661"),
-        era="generative", constraint="optimization & regularization", builds_on=("backprop",),
+        era="generative", constraint="optimization & regularization", builds_on=("backprop", "relu"),
         idea="Framed generative modelling as a two-player game in which a generator learns to "
              "fool a discriminator, so samples come from a single forward pass with no explicit "
              "likelihood, Markov chain or approximate inference.",

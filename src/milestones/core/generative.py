@@ -266,10 +266,10 @@ def scatter(path: Path, series: dict[str, torch.Tensor], title: str, centers: to
         points = np.asarray(points.detach().cpu(), dtype=np.float64)
         ax.scatter(points[:, 0], points[:, 1], s=4, alpha=0.5, label=name)
     if centers is not None:
-        ax.scatter(centers[:, 0], centers[:, 1], marker="x", color="black", s=40, label="modes")
+        ax.scatter(centers[:, 0], centers[:, 1], marker="x", color="black", s=30, label="modes")
     ax.set_aspect("equal")
-    ax.set_title(title)
-    ax.legend(fontsize=7, markerscale=3)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, markerscale=1.5)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plots.plt.close(fig)

@@ -1,0 +1,1 @@
+"""Generative Adversarial Nets (Goodfellow et al., 2014)."""
