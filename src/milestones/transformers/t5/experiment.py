@@ -121,12 +121,13 @@ def one_thread():
 def make_optimizer(model: T5, lr: float) -> torch.optim.Optimizer:
     """Adam (fused: one kernel for all tensors) rather than T5's Adafactor: at this size Adafactor's
     relative steps learned slower in our sweep (notes.md)."""
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=on_cpu or None)
 
 
 # ------------------------------------------------------------------------------ 1. text-to-text
 class Letters:
-    """The tasks' vocabulary: PAD, EOS, one token per task prefix ("reverse:" and so on, as a subword
+    """The tasks' vocabulary: PAD, EOS, one token per task prefix ("sort:" and so on, as a subword
     vocabulary would have them), then the letters."""
 
     def __init__(self, cfg: Config):
@@ -149,7 +150,7 @@ def solve(task: str, word: str) -> str:
 
 
 def task_examples(cfg: Config, vocab: Letters, tasks: list[str], generator: torch.Generator):
-    """One example per entry of `tasks`: ids, mask, labels (padded), and the strings themselves."""
+    """One random string per entry of `tasks`, posed as that task: ids, mask, labels (right-padded)."""
     lengths = torch.randint(cfg.min_length, cfg.max_length + 1, (len(tasks),), generator=generator).tolist()
     words = ["".join(vocab.letters[i] for i in torch.randint(cfg.letters, (n,), generator=generator).tolist())
              for n in lengths]
@@ -161,8 +162,9 @@ def task_examples(cfg: Config, vocab: Letters, tasks: list[str], generator: torc
 
 def exact_match(model: T5, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> float:
     """The share of examples whose greedy output, up to and with EOS, is the target exactly."""
+    device = next(model.parameters()).device
     with evaluating(model):
-        out = model.generate(ids, mask, max_new_tokens=labels.shape[1])
+        out = model.generate(ids.to(device), mask.to(device), max_new_tokens=labels.shape[1]).cpu()
     width = labels.shape[1]
     out = torch.cat([out, torch.full((len(out), width - out.shape[1]), PAD)], dim=1)[:, :width]
     return ((out == labels) | (labels == IGNORE)).all(1).float().mean().item()
@@ -174,8 +176,9 @@ def task_model(cfg: Config, vocab_size: int) -> T5:
                        max_distance=32, dropout=0.0))
 
 
-def seq2seq_loss(net, ids, mask, labels):
-    return net.loss(ids, mask, labels) if hasattr(net, "loss") else net.module.loss(ids, mask, labels)
+def seq2seq_loss(net: T5, ids, mask, labels) -> torch.Tensor:
+    """The text-to-text loss (`train` gets data_parallel=False: these models are too small to split)."""
+    return net.loss(ids, mask, labels)
 
 
 def text_to_text(cfg: Config, ctx: Run) -> dict:
@@ -185,7 +188,7 @@ def text_to_text(cfg: Config, ctx: Run) -> dict:
 
     def fit(name: str, tasks: tuple[str, ...], steps: int, offset: int, scores_at: tuple[int, ...]) -> dict:
         ctx.reseed(offset)
-        model = task_model(cfg, len(vocab))
+        model = task_model(cfg, len(vocab)).to(ctx.device)
         optimizer = make_optimizer(model, cfg.task_lr)
         generator = torch.Generator().manual_seed(ctx.seed * 7919 + offset)
 
@@ -222,8 +225,9 @@ def continuation_examples(cfg: Config, text: pretrain.Text, count: int, held_out
 
 
 def held_out_loss(model: T5, examples) -> float:
+    device = next(model.parameters()).device
     with evaluating(model):
-        return model.loss(*examples).item()
+        return model.loss(*(t.to(device) for t in examples)).item()
 
 
 def span_corruption(cfg: Config, ctx: Run) -> dict:
@@ -242,6 +246,7 @@ def span_corruption(cfg: Config, ctx: Run) -> dict:
         else:
             model, measured = pretrain.pretrained(pcfg, text)
         ctx.reseed(21)  # every model fine-tunes on the same passages
+        model = model.to(ctx.device)
         optimizer = make_optimizer(model, cfg.finetune_lr)
         generator = torch.Generator().manual_seed(3_000 + ctx.seed)
         start = time.process_time()
