@@ -47,9 +47,10 @@ def mlp(inputs: int, hidden: int, layers: int, outputs: int) -> nn.ModuleList:
 
 
 def forward_mlp(linears: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
-    for linear in linears[:-1]:
+    *hidden, out = linears  # unpacked, not sliced: slicing a ModuleList builds a new one on every call
+    for linear in hidden:
         x = F.relu(linear(x))
-    return linears[-1](x)
+    return out(x)
 
 
 class Generator(nn.Module):
