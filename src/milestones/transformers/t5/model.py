@@ -45,8 +45,9 @@ Span corruption (Section 3.3). The unsupervised objective is itself text to text
 of the tokens of a text in a few contiguous spans, replace each span by a sentinel token (a
 distinct id per span), and train the model to output the dropped spans, each after its sentinel:
 
-    input  "Thank you <X> me to your party <Y> week."
-    target "<X> for inviting <Y> last <Z>"
+    text   "the cat sat on the warm mat by the door"
+    input  "the cat <X> the warm mat by <Y> door"
+    target "<X> sat on <Y> the <Z>"
 
 The target holds only the dropped tokens plus one sentinel per span, so longer spans mean fewer
 sentinels and shorter targets, which is cheaper to train on than BERT's whole-sequence output.
