@@ -525,7 +525,7 @@ PAPERS: tuple[Paper, ...] = (
         year=2018, date="2018-10", venue="NAACL 2019",
         url=_arxiv("1810.04805"),
         era="transformers", constraint="data",
-        builds_on=("transformer", "layernorm", "gelu", "adam", "dropout", "word2vec"),
+        builds_on=("transformer", "layernorm", "gelu", "adam", "weight_decay", "dropout", "word2vec"),
         idea="Pre-trained a Transformer encoder on unlabeled text by predicting masked-out words "
              "from both sides (plus next-sentence prediction), then fine-tuned it with one added "
              "output layer to a new state of the art on eleven language tasks.",

@@ -1,7 +1,8 @@
 """BERT (transformers/bert/model.py) equals Hugging Face's BertForPreTraining with copied weights, in float64:
 hidden states, the pooled [CLS] vector, the MLM and NSP logits and every parameter's gradient, with two
-segments and padding; the weights convert both ways (also through a save_pretrained folder); and the
-masking follows the 80/10/10 rule. Nothing is downloaded: the reference is tiny and random."""
+segments and padding; the weights convert both ways (also through a save_pretrained folder); the
+masking follows the 80/10/10 rule; and the causal (left-to-right) variant equals HF's BertModel as a
+decoder. Nothing is downloaded: the reference is tiny and random."""
 
 import pytest
 import torch
@@ -103,3 +104,20 @@ def test_masking_follows_the_80_10_10_rule():
     unchanged = (corrupted[picked] == ids[picked]).sum().item() / n  # includes random draws of the same token
     assert abs(as_mask - 0.8) < 0.01 and abs(unchanged - (0.1 + 0.1 / VOCAB)) < 0.01
     assert abs(1 - as_mask - unchanged - 0.1 * (1 - 1 / VOCAB)) < 0.01  # the rest: random other tokens
+
+
+def test_causal_mask_equals_hugging_face_decoder():
+    """The left-to-right baseline of Table 5 is the same network with a causal mask: equal to HF's
+    BertModel with is_decoder=True, and position i's state ignores every later token."""
+    theirs = hf_model().eval()
+    ours = BertForPreTraining.from_hf(theirs).eval()
+    theirs.config.is_decoder = True
+    ids, segments, _ = batch()
+    hidden, _ = ours.bert(ids, segments, causal=True)
+    assert_close(hidden, theirs.bert(input_ids=ids, token_type_ids=segments).last_hidden_state, **TIGHT)
+    changed = ids.clone()
+    changed[:, 12:] = (changed[:, 12:] + 1) % VOCAB
+    again, _ = ours.bert(changed, segments, causal=True)
+    assert_close(again[:, :12], hidden[:, :12], **TIGHT)
+    assert (again[:, 12:] - hidden[:, 12:]).abs().max() > 1e-3
+

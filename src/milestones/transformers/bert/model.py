@@ -81,8 +81,8 @@ class Layer(nn.Module):
         self.feed_forward_norm = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, padding: torch.Tensor | None) -> torch.Tensor:
-        x = self.attention_norm(x + self.dropout(self.attention(x, x, x, key_padding=padding)))
+    def forward(self, x: torch.Tensor, padding: torch.Tensor | None, causal: bool = False) -> torch.Tensor:
+        x = self.attention_norm(x + self.dropout(self.attention(x, x, x, key_padding=padding, causal=causal)))
         return self.feed_forward_norm(x + self.dropout(self.down(F.gelu(self.up(x)))))
 
 
@@ -98,14 +98,18 @@ class Bert(nn.Module):
         self.apply(init_weights)
 
     def forward(self, ids: torch.Tensor, segments: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                attention_mask: torch.Tensor | None = None, causal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """ids (B, T); segments (B, T) 0 for sentence A, 1 for B; attention_mask (B, T) 1 for tokens,
-        0 for padding (no position attends to padding) -> hidden states (B, T, H), pooled (B, H)."""
+        0 for padding (no position attends to padding) -> hidden states (B, T, H), pooled (B, H).
+
+        `causal` hides every later position from each one: the same network as a left-to-right model
+        (the baseline of the paper's Table 5, "LTR"), whose position i knows only tokens 0..i.
+        """
         segments = torch.zeros_like(ids) if segments is None else segments
         padding = None if attention_mask is None else attention_mask == 0
         x = self.embeddings(ids, segments)
         for layer in self.layers:
-            x = layer(x, padding)
+            x = layer(x, padding, causal)
         return x, torch.tanh(self.pool(x[:, 0]))  # position 0 holds [CLS]
 
 
@@ -124,17 +128,26 @@ class BertForPreTraining(nn.Module):
         init_weights(self.next_sentence)
 
     def forward(self, ids: torch.Tensor, segments: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden, pooled = self.bert(ids, segments, attention_mask)
+                attention_mask: torch.Tensor | None = None, causal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden, pooled = self.bert(ids, segments, attention_mask, causal)
+        return self.mlm_logits(hidden), self.next_sentence(pooled)
+
+    def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states (..., H) -> vocabulary logits (..., V); the output matrix is the input embedding."""
         h = self.transform_norm(F.gelu(self.transform(hidden)))
-        mlm = h @ self.bert.embeddings.token.weight.T + self.vocab_bias  # tied to the input embedding
-        return mlm, self.next_sentence(pooled)
+        return h @ self.bert.embeddings.token.weight.T + self.vocab_bias
 
     def loss(self, ids, segments, attention_mask, mlm_targets, is_next) -> torch.Tensor:
-        """Pre-training loss: MLM cross-entropy over the picked positions + NSP cross-entropy."""
-        mlm, nsp = self(ids, segments, attention_mask)
+        """Pre-training loss: MLM cross-entropy over the picked positions + NSP cross-entropy.
+
+        Only the picked positions (about 15%) go through the vocabulary projection, the largest
+        matrix product of a small BERT; the others have no MLM target.
+        """
+        hidden, pooled = self.bert(ids, segments, attention_mask)
+        picked = mlm_targets != IGNORE
+        mlm, nsp = self.mlm_logits(hidden[picked]), self.next_sentence(pooled)
         at_least_fp32 = torch.promote_types(mlm.dtype, torch.float32)  # no bf16 softmax under autocast
-        return (F.cross_entropy(mlm.flatten(0, 1).to(at_least_fp32), mlm_targets.flatten(), ignore_index=IGNORE)
+        return (F.cross_entropy(mlm.to(at_least_fp32), mlm_targets[picked])
                 + F.cross_entropy(nsp.to(at_least_fp32), is_next.long()))
 
     # ------------------------------------------------------------------ interop with Hugging Face
