@@ -570,7 +570,7 @@ PAPERS: tuple[Paper, ...] = (
                  "Veselin Stoyanov"),
         year=2019, date="2019-07", venue="arXiv preprint",
         url=_arxiv("1907.11692"),
-        era="transformers", constraint="data", builds_on=("bert", "adam"),
+        era="transformers", constraint="data", builds_on=("bert", "gpt2", "layernorm", "gelu", "adam", "weight_decay"),
         idea="Repeated BERT pre-training with care (longer, larger batches, ten times more text, "
              "dynamic masking, no next-sentence task) and showed BERT had been badly "
              "undertrained, matching every model published after it.",
