@@ -399,7 +399,7 @@ PAPERS: tuple[Paper, ...] = (
                  "Surya Ganguli"),
         year=2015, date="2015-03", venue="ICML 2015",
         url=_arxiv("1503.03585"),
-        era="generative", constraint="architecture", builds_on=("vae", "cnn"),
+        era="generative", constraint="architecture", builds_on=("vae", "cnn", "relu", "adam"),
         idea="Destroys the structure of data with a long, fixed chain of small noising steps and "
              "trains a network to undo each step, giving a very flexible generative model whose "
              "likelihood can still be evaluated.",

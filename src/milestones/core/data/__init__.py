@@ -21,7 +21,15 @@ from milestones.core.data.sequences import (
 )
 from milestones.core.data.shakespeare import CharTokenizer, shakespeare_text, shakespeare_works
 from milestones.core.data.shapes import Shapes, make_shapes
-from milestones.core.data.toy2d import gaussian_grid, gaussian_ring, ring_centers, rings, spirals, two_moons
+from milestones.core.data.toy2d import (
+    gaussian_grid,
+    gaussian_ring,
+    ring_centers,
+    rings,
+    spirals,
+    swiss_roll,
+    two_moons,
+)
 from milestones.core.data.translation import toy_translation, translation_alignment, translation_dictionary
 
 __all__ = ["ADDING_BASELINE_MSE", "IGNORE", "REBER_SYMBOLS", "AnalogyCorpus", "Cells", "CharTokenizer", "ReberStream",
@@ -29,5 +37,5 @@ __all__ = ["ADDING_BASELINE_MSE", "IGNORE", "REBER_SYMBOLS", "AnalogyCorpus", "C
            "embedded_reber", "embedded_reber_strings", "gaussian_grid", "gaussian_ring", "load_digits",
            "make_analogy_corpus", "make_cells", "make_largest_shape", "make_shapes", "random_shifts", "reverse_task",
            "ring_centers", "rings",
-           "shakespeare_text", "shakespeare_works", "shift", "spirals", "toy_translation", "translation_alignment",
-           "translation_dictionary", "two_moons", "windowed_parity"]
+           "shakespeare_text", "shakespeare_works", "shift", "spirals", "swiss_roll", "toy_translation",
+           "translation_alignment", "translation_dictionary", "two_moons", "windowed_parity"]

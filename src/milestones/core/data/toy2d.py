@@ -57,3 +57,15 @@ def gaussian_ring(n: int = 512, modes: int = 8, radius: float = 1.0, std: float 
     g = _gen(seed)
     y = torch.randint(modes, (n,), generator=g)
     return ring_centers(modes, radius)[y] + std * torch.randn(n, 2, generator=g), y
+
+
+def swiss_roll(n: int = 512, noise: float = 0.05, segments: int = 4, seed: int = 0):
+    """The 2-D swiss roll (a spiral of 1.5 turns, the toy of Sohl-Dickstein et al. 2015, Figure 1): points
+    u (cos u, sin u) / 10 for u uniform in [1.5 pi, 4.5 pi], plus Gaussian noise of std `noise`. Before the
+    noise they span about [-0.94, 1.26] x [-1.10, 1.41]; the label is the segment of the roll (0 .. segments - 1,
+    from the inside out) a point was drawn from."""
+    g = _gen(seed)
+    r = torch.rand(n, generator=g)
+    u = 1.5 * math.pi * (1 + 2 * r)
+    x = torch.stack([u * torch.cos(u), u * torch.sin(u)], 1) / 10
+    return x + noise * torch.randn(n, 2, generator=g), (r * segments).long().clamp(max=segments - 1)
