@@ -27,15 +27,11 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 from milestones.core import Result, Run, UserError, check, experiment, plots
-from milestones.core.training import evaluating, train
 from milestones.transformers.bert import language as toy
 from milestones.transformers.bert.model import IGNORE, Bert
-from milestones.transformers.bert.pretraining import linear_warmup_decay, model_config, pretrained_encoder
+from milestones.transformers.bert.pretraining import model_config, pretrained_encoder
+from milestones.transformers.bert.tagging import fine_tune
 
 MIN_TRANSFER_GAIN = 0.1  # test accuracy: pre-trained BERT over the same encoder from scratch
 MIN_BIDIRECTIONAL_GAIN = 0.1  # test accuracy: pre-trained BERT over the pre-trained left-to-right model
@@ -82,25 +78,6 @@ SCALES = {
 }
 
 
-class Tagger(nn.Module):
-    """An encoder and a linear layer from each position's final hidden state to the class of the noun there.
-    `causal`: the encoder keeps its left-to-right mask in fine-tuning (the LTR model)."""
-
-    def __init__(self, encoder: Bert, classes: int, causal: bool, dropout: float):
-        super().__init__()
-        self.encoder, self.causal = encoder, causal
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden, classes)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        hidden, _ = self.encoder(ids, causal=self.causal)
-        return self.head(self.dropout(hidden))
-
-
-def tagging_loss(tagger: Tagger, ids: torch.Tensor, senses: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(tagger(ids).flatten(0, 1), senses.flatten(), ignore_index=IGNORE)
-
-
 def validate(cfg: Config) -> None:
     """What `--set` may get wrong, as one-line errors."""
     if cfg.hidden % cfg.heads:
@@ -117,32 +94,6 @@ def recipe(cfg: Config, objective: str, seed: int) -> dict:
                                           "intermediate", "dropout", "sentences")}
     return {"objective": objective, "seed": seed, **model, "steps": cfg.pretrain_steps,
             "batch": cfg.pretrain_batch, "lr": cfg.pretrain_lr}
-
-
-def scores(tagger: Tagger, ids: torch.Tensor, senses: torch.Tensor) -> dict:
-    """Sense accuracy over every noun, and over subjects and objects apart (a window starts at a sentence
-    start, so its nouns alternate subject, object, subject, ...)."""
-    with evaluating(tagger):
-        right = tagger(ids).argmax(-1) == senses
-    noun = senses != IGNORE
-    subject = noun & (noun.cumsum(1) % 2 == 1)
-    return {"accuracy": right[noun].float().mean().item(), "subject_accuracy": right[subject].float().mean().item(),
-            "object_accuracy": right[noun & ~subject].float().mean().item()}
-
-
-def fine_tune(ctx: Run, cfg: Config, name: str, encoder: Bert, causal: bool, train_set, test_set) -> dict:
-    """BERT's fine-tuning: a fresh head, every weight trained on the labelled windows; test scores after."""
-    tagger = Tagger(encoder, len(toy.CLASSES), causal, cfg.dropout)
-    optimizer = torch.optim.AdamW(tagger.parameters(), lr=cfg.finetune_lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(cfg.finetune_steps))
-    ids, senses = train_set
-
-    def batch(i: int):
-        pick = torch.randint(len(ids), (cfg.finetune_batch,))
-        return ids[pick], senses[pick]
-
-    train(ctx, name, tagger, optimizer, cfg.finetune_steps, batch, tagging_loss, clip=1.0, schedule=schedule)
-    return scores(tagger.cpu(), *test_set)
 
 
 @experiment(CLAIM, Config, SCALES)
@@ -166,8 +117,9 @@ def run(cfg: Config, ctx: Run) -> Result:
         row = {"labelled_windows": n, "labelled_nouns": int((pool[1][:n] != IGNORE).sum())}
         for arm in ARMS:
             ctx.reseed(10 + i)  # the same head initialisation and batches for the three arms
-            result = fine_tune(ctx, cfg, f"{arm}-{n}", copy.deepcopy(encoders[arm]), arm == "ltr",
-                               (pool[0][:n], pool[1][:n]), test_set)
+            result = fine_tune(ctx, f"{arm}-{n}", copy.deepcopy(encoders[arm]), arm == "ltr",
+                               (pool[0][:n], pool[1][:n]), test_set, dropout=cfg.dropout, steps=cfg.finetune_steps,
+                               batch_size=cfg.finetune_batch, lr=cfg.finetune_lr)
             row |= {f"{arm}_{key}": value for key, value in result.items()}
         rows.append(row)
 
