@@ -42,7 +42,7 @@ def test_marginal_equals_the_forward_steps_composed():
         mean, var = m.marginal(x0, steps_of(t, 5))
         assert_close(mean, a * x0, **EXACT)
         assert_close(var, v.expand_as(x0), **EXACT)
-    assert m.alpha_bar[-1] < 0.01  # the chain ends near N(0, I)
+    assert m.alpha_bar[-1] < 0.02  # the chain ends near N(0, I)
 
 
 def test_marginal_matches_a_monte_carlo_run_of_the_chain():
