@@ -162,3 +162,14 @@ def test_sampler_runs_the_reverse_kernel_from_a_standard_gaussian():
         mean, var = m.reverse(x, steps_of(t, 3))
         x = mean + var.sqrt() * torch.randn(3, 2, generator=g, dtype=torch.float64)
         assert_close(chain[t - 1], x, **EXACT)
+
+
+def test_swiss_roll_is_seeded_and_lies_on_the_spiral():
+    a, labels = swiss_roll(2000, noise=0.0, seed=3)
+    b, _ = swiss_roll(2000, noise=0.0, seed=3)
+    assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, swiss_roll(2000, noise=0.0, seed=4)[0])
+    u = 10 * a.norm(dim=1)  # without noise a point is u (cos u, sin u) / 10, so its radius gives u back
+    assert u.min() >= 1.5 * torch.pi - 1e-4 and u.max() <= 4.5 * torch.pi + 1e-4
+    assert_close(a, torch.stack([u * torch.cos(u), u * torch.sin(u)], 1) / 10, rtol=0, atol=1e-4)
+    assert torch.bincount(labels).tolist() == torch.bincount(((u / (1.5 * torch.pi) - 1) / 2 * 4).long()).tolist()

@@ -3,11 +3,11 @@ Gaussian noise into the roll.
 
 Data: `milestones.core.data.swiss_roll` (a spiral of 1.5 turns, noise std 0.05), a fixed training sample
 and a separate held-out sample, both drawn from the run's seed. Model: model.py's `Diffusion`, T = 40
-steps as in the paper's swiss roll, a fixed geometric schedule of beta from 1e-3 to 0.5, the reverse
+steps, a fixed geometric schedule of beta from 1e-3 to 0.5, the reverse
 kernel's mean and variance read from an MLP of (x_t, t). Training: the paper's objective, the negative
 bound -K, estimated on each minibatch with one step t drawn per point (`Diffusion.loss`), minimised with
-Adam (the paper trained with SFO, an optimizer of its own; Adam stands in as for the other toy papers)
-under a cosine learning-rate decay.
+Adam (published three months before the paper; it stands in for the paper's own optimizer, as in the
+other toy experiments of this book) under a cosine learning-rate decay.
 
 Scores (milestones.core.generative): the energy distance of `eval_samples` points from the reverse chain
 to the first half of the held-out points, with its floor (the second half against the first) and its
@@ -83,7 +83,7 @@ def gaussian_fit_log_likelihood(x_train: torch.Tensor, x: torch.Tensor) -> float
 def held_out_bound(model: Diffusion, x: torch.Tensor) -> float:
     """The mean bound K over the held-out points (nats per point), every t summed, from a fixed generator."""
     with evaluating(model), torch.no_grad():
-        return model.bound(x, torch.Generator().manual_seed(1234)).mean().item()
+        return model.bound(x.to(model.beta.device), torch.Generator().manual_seed(1234)).mean().item()
 
 
 def bits_per_dim(nats: float, dim: int) -> float:

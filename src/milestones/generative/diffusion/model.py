@@ -36,7 +36,7 @@ from milestones.generative.vae.model import gaussian_log_density
 @dataclass
 class DiffusionConfig:
     dim: int = 2  # data dimension D
-    steps: int = 40  # T: the paper's swiss roll used 40 steps
+    steps: int = 40  # T, the number of diffusion steps
     beta_first: float = 1e-3  # beta_1: the first step adds noise of std ~0.03, below the data's own noise
     beta_last: float = 0.5  # beta_T; with a geometric schedule between them, alpha_bar_T ~ 0.018
     hidden: int = 128  # units per hidden layer of the reverse kernel's network
@@ -71,9 +71,10 @@ def time_bumps(steps: int, k: int) -> torch.Tensor:
 
 
 class ReverseKernel(nn.Module):
-    """The network behind p(x_{t-1} | x_t): an MLP of x_t with a learned embedding of the step t added to its
-    first layer, and two heads read from its last hidden layer, as in the paper's Section 2.4.1 (the mean
-    as a correction to the forward step's shrinkage, the variance as a multiple of beta_t):
+    """The network behind p(x_{t-1} | x_t): an MLP of x_t with the step t (as `time_bumps`, through a linear
+    map) added to its first layer, and two heads read from its last hidden layer, in the spirit of the paper's
+    own parameterisation (the mean as a correction to the forward step's shrinkage, the variance as a multiple
+    of beta_t):
 
         mu_theta(x_t, t)        = sqrt(1 - beta_t) x_t + sqrt(beta_t) f_mu(x_t, t)
         sigma^2_theta(x_t, t)   = beta_t exp(f_sigma(x_t, t)).
