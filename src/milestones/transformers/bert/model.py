@@ -158,10 +158,7 @@ class BertForPreTraining(nn.Module):
         c = hf.config
         if c.hidden_act != "gelu" or getattr(c, "position_embedding_type", "absolute") != "absolute":
             raise ValueError("only BERT's own architecture converts: exact GELU, absolute positions")
-        config = BertConfig(vocab_size=c.vocab_size, max_positions=c.max_position_embeddings,
-                            segments=c.type_vocab_size, hidden=c.hidden_size, layers=c.num_hidden_layers,
-                            heads=c.num_attention_heads, intermediate=c.intermediate_size,
-                            dropout=c.hidden_dropout_prob, layer_norm_eps=c.layer_norm_eps)
+        config = BertConfig(**config_from_hf(c))
         weight = hf.get_parameter("bert.embeddings.word_embeddings.weight")
         model = cls(config).to(device=weight.device, dtype=weight.dtype)
         interop.copy_weights(model, hf, hf_names(config.layers), into_ours=True)
@@ -171,15 +168,26 @@ class BertForPreTraining(nn.Module):
         """A Hugging Face BertForPreTraining holding our weights (attention dropout 0, which ours lacks)."""
         transformers = interop.transformers()
         c = self.config
-        hf_config = transformers.BertConfig(
-            vocab_size=c.vocab_size, hidden_size=c.hidden, num_hidden_layers=c.layers, num_attention_heads=c.heads,
-            intermediate_size=c.intermediate, hidden_act="gelu", hidden_dropout_prob=c.dropout,
-            attention_probs_dropout_prob=0.0, max_position_embeddings=c.max_positions, type_vocab_size=c.segments,
-            layer_norm_eps=c.layer_norm_eps, tie_word_embeddings=True)
+        hf_config = transformers.BertConfig(**config_to_hf(c))
         weight = self.bert.embeddings.token.weight
         hf = transformers.BertForPreTraining(hf_config).to(device=weight.device, dtype=weight.dtype)
         interop.copy_weights(self, hf, hf_names(c.layers), into_ours=False)
         return hf.train(self.training)
+
+
+def config_from_hf(c) -> dict:
+    """Our config's fields from a Hugging Face BertConfig (or RobertaConfig, which has the same names)."""
+    return dict(vocab_size=c.vocab_size, max_positions=c.max_position_embeddings, segments=c.type_vocab_size,
+                hidden=c.hidden_size, layers=c.num_hidden_layers, heads=c.num_attention_heads,
+                intermediate=c.intermediate_size, dropout=c.hidden_dropout_prob, layer_norm_eps=c.layer_norm_eps)
+
+
+def config_to_hf(c: BertConfig) -> dict:
+    """The arguments of a Hugging Face BertConfig (or RobertaConfig) for ours (attention dropout 0: ours has none)."""
+    return dict(vocab_size=c.vocab_size, hidden_size=c.hidden, num_hidden_layers=c.layers, num_attention_heads=c.heads,
+                intermediate_size=c.intermediate, hidden_act="gelu", hidden_dropout_prob=c.dropout,
+                attention_probs_dropout_prob=0.0, max_position_embeddings=c.max_positions, type_vocab_size=c.segments,
+                layer_norm_eps=c.layer_norm_eps, tie_word_embeddings=True)
 
 
 def init_weights(module: nn.Module) -> None:

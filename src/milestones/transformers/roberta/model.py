@@ -33,7 +33,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from milestones.core import interop
-from milestones.transformers.bert.model import IGNORE, BertConfig, Embeddings, Layer, init_weights
+from milestones.transformers.bert.model import (
+    IGNORE,
+    BertConfig,
+    Embeddings,
+    Layer,
+    config_from_hf,
+    config_to_hf,
+    init_weights,
+)
 
 
 @dataclass
@@ -124,10 +132,7 @@ class RobertaForMaskedLM(nn.Module):
         c = hf.config
         if c.hidden_act != "gelu" or getattr(c, "position_embedding_type", "absolute") != "absolute":
             raise ValueError("only RoBERTa's own architecture converts: exact GELU, absolute positions")
-        config = RobertaConfig(vocab_size=c.vocab_size, max_positions=c.max_position_embeddings,
-                               segments=c.type_vocab_size, hidden=c.hidden_size, layers=c.num_hidden_layers,
-                               heads=c.num_attention_heads, intermediate=c.intermediate_size,
-                               dropout=c.hidden_dropout_prob, layer_norm_eps=c.layer_norm_eps, pad_id=c.pad_token_id)
+        config = RobertaConfig(**config_from_hf(c), pad_id=c.pad_token_id)
         weight = hf.get_parameter("roberta.embeddings.word_embeddings.weight")
         model = cls(config).to(device=weight.device, dtype=weight.dtype)
         interop.copy_weights(model, hf, hf_names(config.layers), into_ours=True)
@@ -137,11 +142,7 @@ class RobertaForMaskedLM(nn.Module):
         """A Hugging Face RobertaForMaskedLM holding our weights (attention dropout 0, which ours lacks)."""
         transformers = interop.transformers()
         c = self.config
-        hf_config = transformers.RobertaConfig(
-            vocab_size=c.vocab_size, hidden_size=c.hidden, num_hidden_layers=c.layers, num_attention_heads=c.heads,
-            intermediate_size=c.intermediate, hidden_act="gelu", hidden_dropout_prob=c.dropout,
-            attention_probs_dropout_prob=0.0, max_position_embeddings=c.max_positions, type_vocab_size=c.segments,
-            layer_norm_eps=c.layer_norm_eps, pad_token_id=c.pad_id, tie_word_embeddings=True)
+        hf_config = transformers.RobertaConfig(**config_to_hf(c), pad_token_id=c.pad_id)
         weight = self.roberta.embeddings.token.weight
         hf = transformers.RobertaForMaskedLM(hf_config).to(device=weight.device, dtype=weight.dtype)
         interop.copy_weights(self, hf, hf_names(c.layers), into_ours=False)
