@@ -99,3 +99,26 @@ def test_sample_grid_and_scatter_write_pngs(tmp_path):
     points, _ = gaussian_ring(100)
     path = generative.scatter(tmp_path / "points.png", {"data": points}, "ring", centers=ring_centers())
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_generate_writes_a_grid_of_digits_from_an_image_run(tmp_path, capsys):
+    from milestones import cli
+    from milestones.generative.vae import generate
+    from milestones.generative.vae.experiment import run as run_vae
+
+    out = tmp_path / "run"
+    run_vae("smoke", out, quiet=True)
+    assert cli.main(["generate", str(out), "--count", "12", "--seed", "1"]) == 0
+    assert (out / "generated.png").stat().st_size > 0 and str(out / "generated.png") in capsys.readouterr().out
+    assert cli.main(["generate", str(out), "--count", "5", "--out", str(tmp_path / "five.png")]) == 0
+    assert (tmp_path / "five.png").is_file()
+
+    def draw(seed):
+        return generate.sample_images(out, 6, torch.Generator().manual_seed(seed), torch.device("cpu"))
+    first = draw(3)
+    assert first.shape == (6, 1, 8, 8) and 0 <= first.min() and first.max() <= 1
+    assert torch.equal(first, draw(3)) and not torch.equal(first, draw(4))  # the seed decides the samples
+    for argv, message in [(["--count", "0"], "at least 1"), (["--prompt", "a"], "text models")]:
+        assert cli.main(["generate", str(out), *argv]) == 2 and message in capsys.readouterr().err
+    (out / "model.json").unlink()
+    assert cli.main(["generate", str(out)]) == 2 and "milestones run vae" in capsys.readouterr().err

@@ -7,7 +7,7 @@
     milestones cite ID                    BibTeX
     milestones book [--out DIR]           the static HTML book: notes, code, plots and verdicts
     milestones bench [ID ...]             our implementations' speed against their references
-    milestones generate RUN_DIR [options] samples from a trained run of a generative paper (gpt2: streamed text)
+    milestones generate RUN_DIR [options] samples from a trained generative run (gpt2: streamed text; vae: a PNG)
     milestones cache list|clear           the tokenizers, corpora and models that papers build once and share
 
 A mistake the user can fix prints one line and exits with 2.
@@ -200,11 +200,35 @@ def cmd_generate(args) -> int:
         module = importlib.import_module(f"{paper.module}.generate")
     except ModuleNotFoundError:
         raise UserError(f"{paper_id} runs make no samples; generate works on runs of generative papers") from None
+    if hasattr(module, "sample_images"):
+        return write_image_samples(module, run_dir, args)
     print(args.prompt, end="", flush=True)
     for piece in module.generate(run_dir, args.prompt, tokens=args.tokens, temperature=args.temperature,
                                  top_k=args.top_k, top_p=args.top_p, seed=args.seed, device=args.device):
         print(piece, end="", flush=True)
     print()
+    return 0
+
+
+def write_image_samples(module, run_dir: Path, args) -> int:
+    """An image paper's samples as a PNG grid, each captioned with the digits judge's reading."""
+    import torch
+
+    from milestones.core import generative
+    from milestones.core.run import pick_device
+
+    if args.prompt or args.top_k is not None or args.top_p is not None:
+        raise UserError("--prompt, --top-k and --top-p are for text models; an image model takes --count, --seed, "
+                        "--out and --device")
+    if args.count < 1:
+        raise UserError(f"--count must be at least 1, not {args.count}")
+    out = Path(args.out) if args.out else run_dir / "generated.png"
+    images = module.sample_images(run_dir, args.count, torch.Generator().manual_seed(args.seed),
+                                  pick_device(args.device)).cpu()
+    readings = generative.judge_predictions(images)
+    generative.sample_grid(out, images, [f"judge: {int(c)}" for c in readings],
+                           title=f"{args.count} samples (seed {args.seed}) from {run_dir}")
+    print(f"wrote {out}")
     return 0
 
 
@@ -270,13 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that the benchmarks run")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("generate", help="samples from a trained run (gpt2: text)")
+    p = sub.add_parser("generate", help="samples from a trained run (text from gpt2, a PNG of digits from vae)")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a folder that `milestones run` wrote")
     p.add_argument("--prompt", default="", help="the text to continue (default: start a new document)")
     p.add_argument("--tokens", type=int, default=200, help="how many tokens to add (default 200)")
     p.add_argument("--temperature", type=float, default=0.8, help="0 is greedy; higher is more varied (default 0.8)")
     p.add_argument("--top-k", type=int, help="sample only among the K likeliest tokens")
     p.add_argument("--top-p", type=float, help="sample only among the likeliest tokens that make up probability P")
+    p.add_argument("--count", type=int, default=40, help="image models: how many samples to draw (default 40)")
+    p.add_argument("--out", help="image models: the PNG to write (default RUN_DIR/generated.png)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.set_defaults(func=cmd_generate)

@@ -19,7 +19,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,23 @@ def pick_device(name: str = "auto") -> torch.device:
     if not available.get(device.type, False):
         raise UserError(f"device {name!r} is not available on this machine; use --device cpu or auto")
     return device
+
+
+def load_trained(run_dir: Path, build: Callable[[dict], torch.nn.Module], device: torch.device,
+                 paper: str) -> tuple[torch.nn.Module, dict]:
+    """The model a run saved with `Run.save_trained`, rebuilt by `build(config)`, its weights loaded,
+    in eval mode on `device`; and the whole `model.json` spec. `paper` names the run's paper in errors."""
+    try:
+        spec = json.loads((run_dir / "model.json").read_text())
+    except (OSError, ValueError):
+        raise UserError(f"{run_dir} holds no finished run with a saved model (model.json is missing or damaged); "
+                        f"pass the folder `milestones run {paper}` wrote") from None
+    path = run_dir / spec["checkpoint"]
+    if not path.is_file():
+        raise UserError(f"{path} is missing: the run did not finish; continue it with --resume --out {run_dir}")
+    model = build(spec["model"])
+    model.load_state_dict(checkpoint.load(path)["state"]["model"])
+    return model.to(device).eval(), spec
 
 
 def make_output_folder(path: Path) -> None:
@@ -153,6 +170,15 @@ class Run:
         path = self.out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def save_trained(self, config, fit_name: str, **extra) -> None:
+        """Write `model.json`, what `milestones generate` reads to rebuild a trained model: its config
+        (a dataclass), the checkpoint the fit `fit_name` left its weights in, and any `extra` entries
+        (a tokenizer file, say)."""
+        if self.is_main:
+            self.artifact("model.json").write_text(json.dumps(
+                {"model": asdict(config), "checkpoint": f"checkpoints/{fit_name}.safetensors"} | extra,
+                indent=2))
 
     def log(self, **record) -> None:
         if self.is_main:

@@ -169,6 +169,7 @@ def run(cfg: Config, ctx: Run) -> Result:
     untrained = manifold_scores(flat, split, cfg.grid)
     ctx.reseed(6)
     train_vae(ctx, "vae-2d", flat, x, x_test, cfg.manifold_steps, cfg.manifold_lr, cfg)
+    ctx.save_trained(flat.cfg, "vae-2d")  # what `milestones generate` samples from
     trained = manifold_scores(flat, split, cfg.grid)
     manifold_elbo = held_out_elbo(flat, x_test, cfg.elbo_draws)
 

@@ -24,8 +24,6 @@ Parameters N count every weight, the embeddings included, as the paper's Table 2
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass
 
@@ -161,10 +159,8 @@ def run(cfg: Config, ctx: Run) -> Result:
         rows.append(row)
         curves[f"{config.n_layer} x {config.n_embd} ({row['parameters'] / 1e3:.0f}K)"] = log.series("loss")
     largest = sizes - 1
-    if ctx.is_main:  # what `milestones generate` loads: the largest model, its weights, its tokenizer
-        ctx.artifact("model.json").write_text(json.dumps({
-            "model": dataclasses.asdict(model_config(cfg, largest, vocab_size)),
-            "checkpoint": f"checkpoints/gpt-{largest}.safetensors", "tokenizer": "tokenizer.json"}, indent=2))
+    # what `milestones generate` loads: the largest model, its weights, its tokenizer
+    ctx.save_trained(model_config(cfg, largest, vocab_size), f"gpt-{largest}", tokenizer="tokenizer.json")
 
     parameters = [r["parameters"] for r in rows]
     losses = [r["held_out_loss"] for r in rows]

@@ -8,32 +8,21 @@ streams the continuation of a prompt as text, a piece at a time, as the tokens a
 from __future__ import annotations
 
 import codecs
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from milestones.core import checkpoint
 from milestones.core.errors import UserError
-from milestones.core.run import pick_device
+from milestones.core.run import load_trained, pick_device
 from milestones.transformers.gpt2.model import GPT, GPTConfig
 from milestones.transformers.gpt2.tokenizer import BPETokenizer
 
 
 def load(run_dir: Path, device: torch.device) -> tuple[GPT, BPETokenizer]:
     """The trained GPT of a run folder (in eval mode, on `device`) and its tokenizer."""
-    try:
-        spec = json.loads((run_dir / "model.json").read_text())
-    except (OSError, ValueError):
-        raise UserError(f"{run_dir} holds no finished language-model run (model.json is missing or damaged); "
-                        "pass the folder `milestones run gpt2` wrote") from None
-    path = run_dir / spec["checkpoint"]
-    if not path.is_file():
-        raise UserError(f"{path} is missing: the run did not finish; continue it with --resume --out {run_dir}")
-    model = GPT(GPTConfig(**spec["model"]))
-    model.load_state_dict(checkpoint.load(path)["state"]["model"])
-    return model.to(device).eval(), BPETokenizer.load(run_dir / spec["tokenizer"])
+    model, spec = load_trained(run_dir, lambda config: GPT(GPTConfig(**config)), device, "gpt2")
+    return model, BPETokenizer.load(run_dir / spec["tokenizer"])
 
 
 def generate(run_dir: Path, prompt: str, tokens: int = 200, temperature: float = 0.8, top_k: int | None = None,
