@@ -646,7 +646,7 @@ PAPERS: tuple[Paper, ...] = (
         year=2020, date="2020-06", venue="NeurIPS 2020",
         url=_arxiv("2006.11239"),
         era="generative", constraint="optimization & regularization",
-        builds_on=("diffusion", "unet", "resnet", "transformer", "adam"),
+        builds_on=("diffusion", "unet", "resnet", "transformer", "cnn", "adam"),
         idea="Trained a U-Net to predict the noise added at a random diffusion step, a reweighted "
              "variational bound tied to denoising score matching, and so made diffusion models "
              "produce images rivalling GANs (FID 3.17 on CIFAR-10).",

@@ -1,0 +1,1 @@
+"""Denoising Diffusion Probabilistic Models (Ho, Jain & Abbeel, 2020)."""
