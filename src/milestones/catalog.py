@@ -512,7 +512,7 @@ PAPERS: tuple[Paper, ...] = (
         authors=("Aaron van den Oord", "Oriol Vinyals", "Koray Kavukcuoglu"),
         year=2017, date="2017-11", venue="NIPS 2017",
         url=_arxiv("1711.00937"),
-        era="generative", constraint="architecture", builds_on=("vae", "resnet", "adam"),
+        era="generative", constraint="architecture", builds_on=("vae", "resnet", "cnn", "relu", "adam"),
         idea="Gave an autoencoder discrete latents by snapping each encoder output to its nearest "
              "vector in a learned codebook (passing gradients straight through), which avoids "
              "posterior collapse, then modelled the codes with an autoregressive prior.",

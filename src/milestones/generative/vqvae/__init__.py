@@ -1,0 +1,1 @@
+"""Neural Discrete Representation Learning (van den Oord, Vinyals & Kavukcuoglu, 2017): the VQ-VAE."""
