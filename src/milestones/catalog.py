@@ -556,7 +556,7 @@ PAPERS: tuple[Paper, ...] = (
         authors=("Ali Razavi", "Aaron van den Oord", "Oriol Vinyals"),
         year=2019, date="2019-06", venue="NeurIPS 2019",
         url=_arxiv("1906.00446"),
-        era="generative", constraint="architecture", builds_on=("vqvae", "transformer"),
+        era="generative", constraint="architecture", builds_on=("vqvae", "transformer", "cnn", "relu", "adam"),
         idea="Arranged VQ-VAE codes in a multi-scale hierarchy and fitted strong autoregressive "
              "priors with self-attention over them, giving ImageNet samples that rival GANs in "
              "fidelity without their mode collapse.",
