@@ -101,13 +101,15 @@ def test_sample_grid_and_scatter_write_pngs(tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_generate_writes_a_grid_of_digits_from_an_image_run(tmp_path, capsys):
-    from milestones import cli
-    from milestones.generative.vae import generate
-    from milestones.generative.vae.experiment import run as run_vae
+@pytest.mark.parametrize("paper", ["vae", "vqvae"])
+def test_generate_writes_a_grid_of_digits_from_an_image_run(paper, tmp_path, capsys):
+    import importlib
 
+    from milestones import cli
+
+    generate = importlib.import_module(f"milestones.generative.{paper}.generate")
     out = tmp_path / "run"
-    run_vae("smoke", out, quiet=True)
+    importlib.import_module(f"milestones.generative.{paper}.experiment").run("smoke", out, quiet=True)
     assert cli.main(["generate", str(out), "--count", "12", "--seed", "1"]) == 0
     assert (out / "generated.png").stat().st_size > 0 and str(out / "generated.png") in capsys.readouterr().out
     assert cli.main(["generate", str(out), "--count", "5", "--out", str(tmp_path / "five.png")]) == 0
@@ -121,4 +123,4 @@ def test_generate_writes_a_grid_of_digits_from_an_image_run(tmp_path, capsys):
     for argv, message in [(["--count", "0"], "at least 1"), (["--prompt", "a"], "text models")]:
         assert cli.main(["generate", str(out), *argv]) == 2 and message in capsys.readouterr().err
     (out / "model.json").unlink()
-    assert cli.main(["generate", str(out)]) == 2 and "milestones run vae" in capsys.readouterr().err
+    assert cli.main(["generate", str(out)]) == 2 and f"milestones run {paper}" in capsys.readouterr().err

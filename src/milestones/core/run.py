@@ -19,7 +19,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,20 +48,20 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def load_trained(run_dir: Path, build: Callable[[dict], torch.nn.Module], device: torch.device,
-                 paper: str) -> tuple[torch.nn.Module, dict]:
-    """The model a run saved with `Run.save_trained`, rebuilt by `build(config)`, its weights loaded,
-    in eval mode on `device`; and the whole `model.json` spec. `paper` names the run's paper in errors."""
+                 paper: str, spec: str = "model") -> tuple[torch.nn.Module, dict]:
+    """The model a run saved with `Run.save_trained` under `spec`, rebuilt by `build(config)`, its weights
+    loaded, in eval mode on `device`; and the whole spec. `paper` names the run's paper in errors."""
     try:
-        spec = json.loads((run_dir / "model.json").read_text())
+        saved = json.loads((run_dir / f"{spec}.json").read_text())
     except (OSError, ValueError):
-        raise UserError(f"{run_dir} holds no finished run with a saved model (model.json is missing or damaged); "
+        raise UserError(f"{run_dir} holds no finished run with a saved model ({spec}.json is missing or damaged); "
                         f"pass the folder `milestones run {paper}` wrote") from None
-    path = run_dir / spec["checkpoint"]
+    path = run_dir / saved["checkpoint"]
     if not path.is_file():
         raise UserError(f"{path} is missing: the run did not finish; continue it with --resume --out {run_dir}")
-    model = build(spec["model"])
+    model = build(saved["model"])
     model.load_state_dict(checkpoint.load(path)["state"]["model"])
-    return model.to(device).eval(), spec
+    return model.to(device).eval(), saved
 
 
 def make_output_folder(path: Path) -> None:
@@ -171,14 +171,15 @@ class Run:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def save_trained(self, config, fit_name: str, **extra) -> None:
-        """Write `model.json`, what `milestones generate` reads to rebuild a trained model: its config
-        (a dataclass), the checkpoint the fit `fit_name` left its weights in, and any `extra` entries
-        (a tokenizer file, say)."""
+    def save_trained(self, config, fit_name: str, spec: str = "model", **extra) -> None:
+        """Write `{spec}.json`, what `milestones generate` reads to rebuild a trained model: its config (a
+        dataclass or a dict of constructor arguments), the checkpoint the fit `fit_name` left its weights
+        in, and any `extra` entries (a tokenizer file, say). A run with two models (an autoencoder and its
+        prior) writes two specs."""
         if self.is_main:
-            self.artifact("model.json").write_text(json.dumps(
-                {"model": asdict(config), "checkpoint": f"checkpoints/{fit_name}.safetensors"} | extra,
-                indent=2))
+            config = asdict(config) if is_dataclass(config) else config
+            self.artifact(f"{spec}.json").write_text(json.dumps(
+                {"model": config, "checkpoint": f"checkpoints/{fit_name}.safetensors"} | extra, indent=2))
 
     def log(self, **record) -> None:
         if self.is_main:

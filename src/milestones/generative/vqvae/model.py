@@ -255,6 +255,7 @@ class PixelCNN(nn.Module):
     def __init__(self, num_codes: int, grid: int, hidden: int = 64, layers: int = 3, classes: int = 10):
         super().__init__()
         self.num_codes, self.grid = num_codes, grid
+        self.arguments = {"num_codes": num_codes, "grid": grid, "hidden": hidden, "layers": layers, "classes": classes}
         self.embed = nn.Embedding(num_codes, hidden)
         self.first = MaskedConv2d(hidden, hidden, 2 * grid - 1, "A")  # sees every earlier symbol of the grid
         self.layers = nn.ModuleList(MaskedConv2d(hidden, hidden, 3, "B") for _ in range(layers))
