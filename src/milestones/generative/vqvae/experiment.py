@@ -137,10 +137,10 @@ def run(cfg: Config, ctx: Run) -> Result:
     train(ctx, "continuous", continuous, torch.optim.Adam(continuous.parameters(), lr=cfg.lr), cfg.steps,
           minibatches(x, cfg.batch_size), lambda model, xb: model.loss(xb), log_every=log_every)
     with evaluating(vqvae), evaluating(continuous):
-        codes_test = vqvae.encode(x_test)
-        discrete = reconstruction_scores(vqvae.decode(codes_test), x_test, y_test)
-        real_valued = reconstruction_scores(continuous.reconstruct(x_test), x_test, y_test)
-        codes_train = vqvae.encode(x)
+        codes_test = vqvae.encode(x_test.to(ctx.device)).cpu()  # scores are computed on the CPU
+        discrete = reconstruction_scores(vqvae.decode(codes_test.to(ctx.device)).cpu(), x_test, y_test)
+        real_valued = reconstruction_scores(continuous.reconstruct(x_test.to(ctx.device)).cpu(), x_test, y_test)
+        codes_train = vqvae.encode(x.to(ctx.device)).cpu()
         used = len(codes_test.unique())
         code_perplexity = perplexity(codes_test, cfg.num_codes)
 
@@ -153,13 +153,16 @@ def run(cfg: Config, ctx: Run) -> Result:
                       minibatches(codes_train, cfg.batch_size, y), lambda model, c, yb: model.loss(c, yb),
                       log_every=max(1, cfg.prior_steps // 20),
                       evaluate=lambda: {"held_out_nats": prior_nats(prior, codes_test, y_test)})
+    # what `milestones generate` samples from: the autoencoder and its prior
+    ctx.save_trained(net, "vqvae")
+    ctx.save_trained(prior.arguments, "prior", spec="prior")
     labels = torch.arange(10).repeat_interleave(SAMPLES_PER_CLASS)
     with evaluating(vqvae), evaluating(prior):
         sampled_codes = prior.sample(labels.to(ctx.device), torch.Generator().manual_seed(ctx.seed)).cpu()
         samples = vqvae.decode(sampled_codes.to(ctx.device)).cpu()
         uniform_codes = torch.randint(cfg.num_codes, sampled_codes.shape, generator=torch.Generator().manual_seed(1))
         uniform = vqvae.decode(uniform_codes.to(ctx.device)).cpu()
-        reconstructions = vqvae.decode(codes_test[:20]).cpu()
+        reconstructions = vqvae.decode(codes_test[:20].to(ctx.device)).cpu()
         continuous_reconstructions = continuous.reconstruct(x_test[:20].to(ctx.device)).cpu()
     sample_accuracy = generative.judge_accuracy(samples, labels)
     sample_fd = generative.fd_digits(samples)

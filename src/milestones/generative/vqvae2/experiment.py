@@ -93,14 +93,16 @@ def run(cfg: Config, ctx: Run) -> Result:
         train(ctx, name, model, torch.optim.Adam(model.parameters(), lr=cfg.lr), cfg.steps, batch,
               lambda net, xb: net.loss(xb), data_parallel=False, log_every=max(1, cfg.steps // 20))
     one, two = models["one_level"], models["two_level"]
-    with evaluating(one), evaluating(two):
-        codes = one.encode(x_test)
-        one_images = one.decode(codes)
-        top, bottom = two.encode(x_test)
-        two_images = two.decode(top, bottom)
-        partner = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(ctx.seed))
-        swapped = two.decode(top, bottom[partner])  # digit a's top codes, digit b = partner's bottom codes
-        top_swapped = two.decode(top[partner], bottom)  # the other way round, for the pixel effect sizes
+    partner = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(ctx.seed))
+    with evaluating(one), evaluating(two):  # on the models' device; every score on the CPU
+        on_device = x_test.to(ctx.device)
+        codes = one.encode(on_device)
+        one_images = one.decode(codes).cpu()
+        top, bottom = two.encode(on_device)
+        two_images = two.decode(top, bottom).cpu()
+        swapped = two.decode(top, bottom[partner]).cpu()  # digit a's top codes, digit b = partner's bottom codes
+        top_swapped = two.decode(top[partner], bottom).cpu()  # the other way round, for the pixel effect sizes
+        codes, top, bottom = codes.cpu(), top.cpu(), bottom.cpu()
     different = y_test != y_test[partner]
     readings = generative.judge_predictions(swapped)
     top_share = (readings == y_test)[different].float().mean().item()
