@@ -108,3 +108,14 @@ def test_the_cache_command_lists_and_clears(capsys):
     assert name in capsys.readouterr().out
     assert cli.main(["cache", "clear"]) == 0
     assert "removed 1 entries" in capsys.readouterr().out and cache.entries() == []
+
+
+def test_prune_keeps_the_newest_build_of_each_recipe_and_config(capsys):
+    old = cache.cached("numbers", {"n": 3}, [shakespeare], write_random).name
+    other_config = cache.cached("numbers", {"n": 4}, [shakespeare], write_random).name
+    new = cache.cached("numbers", {"n": 3}, [cache], write_random).name  # the same recipe after a code change
+    assert cli.main(["cache", "prune"]) == 0
+    assert old in capsys.readouterr().out
+    assert {e["name"] for e in cache.entries()} == {new, other_config}
+    assert not (cache.root() / f"{old}.lock").exists()
+    assert cache.prune() == []

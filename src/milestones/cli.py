@@ -8,7 +8,7 @@
     milestones book [--out DIR]           the static HTML book: notes, code, plots and verdicts
     milestones bench [ID ...]             our implementations' speed against their references
     milestones generate RUN_DIR [options] samples from a trained generative run (gpt2: text; vae, vqvae: a PNG)
-    milestones cache list|clear           the tokenizers, corpora and models that papers build once and share
+    milestones cache list|prune|clear     the tokenizers, corpora and models that papers build once and share
 
 A mistake the user can fix prints one line and exits with 2.
 """
@@ -238,6 +238,10 @@ def cmd_cache(args) -> int:
     if args.action == "clear":
         print(f"removed {cache.clear()} entries from {cache.root()}")
         return 0
+    if args.action == "prune":
+        removed = cache.prune()
+        print(f"removed {len(removed)} superseded entries from {cache.root()}: {', '.join(removed) or 'none'}")
+        return 0
     found = cache.entries()
     print(f"{len(found)} entries in {cache.root()}")
     for entry in found:
@@ -308,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("cache", help="show or empty the cache of shared tokenizers, corpora and models")
-    p.add_argument("action", choices=("list", "clear"))
+    p.add_argument("action", choices=("list", "prune", "clear"))
     p.set_defaults(func=cmd_cache)
     return parser
 

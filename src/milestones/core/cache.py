@@ -12,8 +12,8 @@ either builds a new entry instead of serving a stale one. An entry is built once
 an exclusive file lock (two test processes asking at once build it once, the second waits and reads
 it), writes into a temporary folder and renames it into place, so a crash leaves no half entry.
 The build runs with its own seeded random state, so a run that finds the entry built behaves exactly
-like one that had to build it. `milestones cache list|clear` shows and empties the cache, and each
-`result.json` lists the entries its run used.
+like one that had to build it. `milestones cache list|prune|clear` shows the cache, deletes the
+entries that newer code superseded, or empties it; each `result.json` lists the entries its run used.
 """
 
 from __future__ import annotations
@@ -130,3 +130,21 @@ def clear() -> int:
     count = len(entries())
     shutil.rmtree(root(), ignore_errors=True)
     return count
+
+
+def prune() -> list[str]:
+    """Delete every entry that a later build of the same recipe and config superseded (its code changed
+    since: the entries of older checkouts); returns the names removed, the newest of each kept."""
+    def built_at(entry: dict) -> int:
+        return (root() / entry["name"] / ENTRY_FILE).stat().st_mtime_ns
+
+    kept, removed = set(), []
+    for entry in sorted(entries(), key=built_at, reverse=True):
+        group = (entry["recipe"], json.dumps(entry["config"], sort_keys=True))
+        if group in kept:
+            shutil.rmtree(root() / entry["name"], ignore_errors=True)
+            (root() / f"{entry['name']}.lock").unlink(missing_ok=True)
+            removed.append(entry["name"])
+        kept.add(group)
+    return removed
+
