@@ -7,7 +7,7 @@
     milestones cite ID                    BibTeX
     milestones book [--out DIR]           the static HTML book: notes, code, plots and verdicts
     milestones bench [ID ...]             our implementations' speed against their references
-    milestones generate RUN_DIR [options] samples from a trained generative run (gpt2: text; vae, vqvae: a PNG)
+    milestones generate RUN_DIR [options] samples from a trained generative run (gpt2: text; vae, vqvae, ddpm: a PNG)
     milestones cache list|prune|clear     the tokenizers, corpora and models that papers build once and share
 
 A mistake the user can fix prints one line and exits with 2.

@@ -146,9 +146,10 @@ def run(cfg: Config, ctx: Run) -> Result:
         samples = to_pixels(draw_samples(model, cfg.eval_samples, ctx.seed, cfg.clip))
         fd = generative.fd_digits(samples)
         arms[prediction] = {"lr": lr, "fd_digits": fd.as_dict(), "classes": generative.class_coverage(samples),
-                            "confident_share": confident_share(samples), "final_loss": log.last("loss")
-}
+                            "confident_share": confident_share(samples), "final_loss": log.last("loss")}
         models[prediction] = (model, samples)
+    # what `milestones generate` samples from: the epsilon model, with this run's clipping
+    ctx.save_trained(net_config(cfg, "epsilon"), "ddpm-epsilon", clip=cfg.clip)
 
     # ---- pictures
     for prediction, (_, samples) in models.items():
