@@ -1,0 +1,1 @@
+"""Improved Denoising Diffusion Probabilistic Models (Nichol & Dhariwal, 2021)."""
