@@ -39,6 +39,7 @@ class GANConfig:
     noise_dim: int = 2
     hidden: int = 64  # units per hidden layer, both networks
     layers: int = 2  # hidden layers, both networks
+    sigmoid_output: bool = False  # squash G's output into (0, 1), as the paper's generator did for pixel images
 
 
 def mlp(inputs: int, hidden: int, layers: int, outputs: int) -> nn.ModuleList:
@@ -61,7 +62,8 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """(N, noise_dim) noise -> (N, data_dim) samples."""
-        return forward_mlp(self.net, z)
+        out = forward_mlp(self.net, z)
+        return torch.sigmoid(out) if self.cfg.sigmoid_output else out
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.randn(n, self.cfg.noise_dim, generator=generator).to(self.net[0].weight.device)
