@@ -3,7 +3,8 @@
 - `copy_task`, `reverse_task`: a random token string and the string (or its reverse) to produce;
 - `delayed_recall`: at every step, output the token seen `lag` steps earlier;
 - `windowed_parity`: at every step, output the parity of the last `window` bits;
-- `adding_problem`: sum the two values marked in a long sequence (Hochreiter & Schmidhuber 1997);
+- `adding_problem`: sum the two values marked in a long sequence (after Hochreiter & Schmidhuber 1997),
+  and `adding_problem_1997`, the paper's own Experiment 4 version;
 - the embedded Reber grammar (Cleeremans et al. 1989, used by the LSTM papers), one string at a
   time or as a continual stream with no boundaries marked (Gers, Schmidhuber & Cummins 2000).
 
@@ -74,6 +75,39 @@ def adding_problem(n: int, length: int, seed: int = 0) -> tuple[torch.Tensor, to
 
 
 ADDING_BASELINE_MSE = 1.0 / 6.0
+
+
+def adding_problem_1997(n: int, length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The adding problem as Experiment 4 of Hochreiter & Schmidhuber (1997) sets it: inputs (n, length, 2)
+    and targets (n,) in [0, 1].
+
+    Channel 0 holds values drawn uniformly from [-1, 1]. Channel 1 is 1 at two marked steps: the first
+    among the first 10 steps, the second, a different one, among the first length/2 - 1 steps; it is -1
+    at the first and the last step (unless the first step is marked) and 0 elsewhere. When the first
+    step is marked its value X1 is set to 0. The target is 0.5 + (X1 + X2) / 4; the paper counts a
+    sequence as solved when the absolute error is below 0.04. Always predicting 0.5 gives a mean
+    squared error of Var(X1 + X2) / 16 = (2/3) / 16 = 1/24 and solves about 16% of the sequences.
+    The paper draws each sequence's length between T and T + T/10: callers draw the length (one per
+    batch) and call this once per length.
+    """
+    g = _gen(seed)
+    values = torch.rand(n, length, generator=g) * 2 - 1
+    first = torch.randint(10, (n,), generator=g)
+    # the second mark: uniform over the first length/2 - 1 steps, skipping the first mark
+    second = torch.randint(length // 2 - 2, (n,), generator=g)
+    second = second + (second >= first).long()
+    rows = torch.arange(n)
+    values[rows[first == 0], 0] = 0.0  # the paper's rule when the first step is the marked one
+    markers = torch.zeros(n, length)
+    markers[:, 0] = -1.0
+    markers[:, -1] = -1.0
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    return torch.stack([values, markers], -1), 0.5 + (values[rows, first] + values[rows, second]) / 4
+
+
+ADDING_1997_BASELINE_MSE = 1.0 / 24.0
+ADDING_1997_TOLERANCE = 0.04  # the paper's success criterion: |output - target| < 0.04
 
 # ------------------------------------------------------------------ the embedded Reber grammar
 
