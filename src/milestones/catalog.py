@@ -674,7 +674,7 @@ PAPERS: tuple[Paper, ...] = (
         authors=("Alex Nichol", "Prafulla Dhariwal"),
         year=2021, date="2021-02", venue="ICML 2021",
         url=_arxiv("2102.09672"),
-        era="generative", constraint="compute efficiency", builds_on=("ddpm",),
+        era="generative", constraint="compute efficiency", builds_on=("ddpm", "adam"),
         idea="Learned the variances of the reverse process and switched to a cosine noise "
              "schedule with a hybrid loss, giving DDPMs competitive likelihoods and letting them "
              "sample well in far fewer steps.",
