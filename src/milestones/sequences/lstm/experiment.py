@@ -12,8 +12,8 @@ Three nets get the same fresh training sequences, the same optimizer and the sam
 - the 1997 cell (no forget gate) with the paper's gate-bias initialisation: the cells are split
   into memory blocks, and block k (k = 1, 2, ...) starts with input-gate bias -3k (Experiment 4's
   two blocks start at -3 and -6) and output-gate bias -k (the paper's remedy for its "abuse problem");
-- the modern cell with a forget gate (Gers et al. 2000) and `nn.LSTM`'s initialisation, as a second check,
-  declared as failing at this budget (notes.md);
+- the modern cell with a forget gate (Gers et al. 2000, a later paper: forget_gate) and `nn.LSTM`'s
+  initialisation, reported beside it, not checked (it fails at this budget: notes.md);
 - a plain recurrent net of about as many weights ([rnn](../rnn/model.py)), which should fail.
 
 Each has its own learning rate, chosen on seed 0 from a grid (notes.md).
@@ -39,9 +39,7 @@ CLAIM = ("On the adding problem as the paper's Experiment 4 sets it (values in [
          "0.5 + (X1 + X2)/4, lengths T to T + T/10; here T = 50), the 1997 LSTM cell without a forget gate, "
          "with the paper's negative initial gate biases, answers at least 90% of the test sequences within "
          "the paper's absolute error of 0.04, while a plain recurrent net of similar size, trained the same "
-         "way, stays above half the mean squared error of always answering 0.5. (A second check, the modern "
-         "cell with a forget gate and nn.LSTM's initialisation at the same budget, is declared as failing: "
-         "notes.md.)")
+         "way, stays above half the mean squared error of always answering 0.5.")
 
 
 @dataclass
@@ -112,7 +110,7 @@ def score(model: nn.Module, test: list) -> dict:
     return {"mse": (errors ** 2).mean().item(), "solved": (errors.abs() < ADDING_1997_TOLERANCE).float().mean().item()}
 
 
-@experiment(CLAIM, Config, SCALES, expected_failures=("modern_cell",))
+@experiment(CLAIM, Config, SCALES)
 def run(cfg: Config, ctx: Run) -> Result:
     test = test_set(cfg, seed=10**9 + 1000 * ctx.seed)
     low, high = lengths(cfg)[0], lengths(cfg)[-1]
@@ -147,8 +145,6 @@ def run(cfg: Config, ctx: Run) -> Result:
         checks=[
             check("1997 cell: fraction of test sequences within 0.04", original["solved"], ">=",
                   MIN_SOLVED_FRACTION, "MIN_SOLVED_FRACTION", name="original_cell"),
-            check("modern cell: fraction of test sequences within 0.04", modern["solved"], ">=",
-                  MIN_SOLVED_FRACTION, "MIN_SOLVED_FRACTION", name="modern_cell"),
             check("plain RNN test MSE", rnn["mse"], ">", RNN_MSE_FLOOR, "RNN_MSE_FLOOR (half of 1/24)",
                   name="plain_rnn"),
         ],
