@@ -7,7 +7,7 @@
     milestones cite ID                    BibTeX
     milestones book [--out DIR]           the static HTML book: notes, code, plots and verdicts
     milestones bench [ID ...]             our implementations' speed against their references
-    milestones generate RUN_DIR [options] samples from a trained generative run (gpt2: text; vae, vqvae, ddpm: a PNG)
+    milestones generate RUN_DIR [options] samples from a trained generative run: text, or a PNG of images
     milestones cache list|prune|clear     the tokenizers, corpora and models that papers build once and share
 
 A mistake the user can fix prints one line and exits with 2.
@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that the benchmarks run")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("generate", help="samples from a trained run (text from gpt2, a PNG of digits from vae)")
+    p = sub.add_parser("generate", help="samples from a trained run: streamed text, or a PNG grid of images")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a folder that `milestones run` wrote")
     p.add_argument("--prompt", default="", help="the text to continue (default: start a new document)")
     p.add_argument("--tokens", type=int, default=200, help="how many tokens to add (default 200)")
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("cache", help="show or empty the cache of shared tokenizers, corpora and models")
+    p = sub.add_parser("cache", help="show, prune or empty the cache of shared tokenizers, corpora and models")
     p.add_argument("action", choices=("list", "prune", "clear"))
     p.set_defaults(func=cmd_cache)
     return parser

@@ -147,4 +147,3 @@ def prune() -> list[str]:
             removed.append(entry["name"])
         kept.add(group)
     return removed
-
