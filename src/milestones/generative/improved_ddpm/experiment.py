@@ -111,6 +111,8 @@ def run(cfg: Config, ctx: Run) -> Result:
 
         train(ctx, f"improved-ddpm-{name}", model, optimizer, cfg.train_steps, batch, loss, schedule=schedule_lr,
               data_parallel=False, log_every=max(1, cfg.train_steps // 10))
+        if name == "cosine_learned":  # the paper's model: what `milestones generate` samples from
+            ctx.save_trained(model.cfg, f"improved-ddpm-{name}")
         full = to_pixels(draw_samples(model, cfg.eval_samples, ctx.seed, clip=True))
         scores[name] = {"full": generative.fd_digits(full).as_dict()}
         samples[name] = full
