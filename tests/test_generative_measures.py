@@ -101,7 +101,7 @@ def test_sample_grid_and_scatter_write_pngs(tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("paper", ["vae", "vqvae", "ddpm"])
+@pytest.mark.parametrize("paper", ["vae", "vqvae", "ddpm", "gan", "improved_ddpm"])
 def test_generate_writes_a_grid_of_digits_from_an_image_run(paper, tmp_path, capsys):
     import importlib
 
