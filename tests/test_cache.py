@@ -119,3 +119,14 @@ def test_prune_keeps_the_newest_build_of_each_recipe_and_config(capsys):
     assert {e["name"] for e in cache.entries()} == {new, other_config}
     assert not (cache.root() / f"{old}.lock").exists()
     assert cache.prune() == []
+
+
+def test_a_build_asked_for_under_no_grad_still_trains():
+    def build(folder, config):
+        w = torch.ones(1, requires_grad=True)
+        (w * 2).sum().backward()  # fails without gradients
+        (folder / "grad.json").write_text(json.dumps(w.grad.item()))
+
+    with torch.no_grad():
+        folder = cache.cached("trains", {}, [shakespeare], build)
+    assert json.loads((folder / "grad.json").read_text()) == 2.0

@@ -55,7 +55,8 @@ def cached(recipe: str, config: dict, code: Sequence[ModuleType], build: Callabl
     """The folder of the entry for (recipe, config, code), calling `build(folder, config)` first if absent.
 
     `build` must be deterministic given the config; it runs under `torch.manual_seed(0)` with the
-    caller's torch random state saved and restored around it.
+    caller's torch random state saved and restored around it, and with gradients enabled whatever the
+    caller's mode (a model first asked for inside `torch.no_grad()` still trains).
     """
     name = key(recipe, config, code)
     folder = root() / name
@@ -89,7 +90,7 @@ def _build(folder: Path, recipe: str, config: dict, code: Sequence[ModuleType],
     tmp.mkdir()
     start = time.perf_counter()
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():  # a caller under no_grad may ask
             torch.manual_seed(0)
             build(tmp, config)
     except BaseException:

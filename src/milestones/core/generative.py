@@ -113,9 +113,8 @@ def _prepare(images: torch.Tensor) -> torch.Tensor:
 
 def judge_predictions(images: torch.Tensor) -> torch.Tensor:
     """The judge's class for each image, (N,)."""
-    model = judge()  # outside no_grad: on a cold cache this call trains the judge
     with torch.no_grad():
-        return model(_prepare(images)).argmax(1)
+        return judge()(_prepare(images)).argmax(1)
 
 
 def judge_accuracy(images: torch.Tensor, labels: torch.Tensor) -> float:

@@ -95,9 +95,8 @@ def to_pixels(x: torch.Tensor) -> torch.Tensor:
 
 def confident_share(images: torch.Tensor) -> float:
     """The share of images (N, 1, 8, 8) in [0, 1] whose judge reading has probability at least CONFIDENT."""
-    judge = generative.judge()  # outside no_grad: on a cold cache this call trains the judge
     with torch.no_grad():
-        probs = judge(images).softmax(1)
+        probs = generative.judge()(images).softmax(1)
     return (probs.max(1).values >= CONFIDENT).float().mean().item()
 
 
