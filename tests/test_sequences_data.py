@@ -7,12 +7,10 @@ import pytest
 import torch
 
 from milestones.core.data import (
-    ADDING_1997_BASELINE_MSE,
     ADDING_BASELINE_MSE,
     IGNORE,
     REBER_SYMBOLS,
     adding_problem,
-    adding_problem_1997,
     continual_embedded_reber,
     copy_task,
     delayed_recall,
@@ -48,18 +46,8 @@ def test_windowed_parity():
         assert torch.equal(y[:, t], (x[:, t - 2] + x[:, t - 1] + x[:, t]) % 2)
 
 
-def test_adding_problem_marks_one_value_in_each_half_and_sums_them():
-    x, y = adding_problem(500, 50, seed=4)
-    assert x.shape == (500, 50, 2) and y.shape == (500,)
-    markers = x[..., 1]
-    assert torch.equal(markers.sum(1), torch.full((500,), 2.0))
-    assert torch.equal(markers[:, :25].sum(1), torch.ones(500))
-    assert torch.allclose((x[..., 0] * markers).sum(1), y)
-    assert abs(((y - 1.0) ** 2).mean().item() - ADDING_BASELINE_MSE) < 0.02  # the mean-predictor's error
-
-
-def test_adding_problem_1997_follows_experiment_4():
-    x, y = adding_problem_1997(2000, 50, seed=4)
+def test_adding_problem_follows_experiment_4():
+    x, y = adding_problem(2000, 50, seed=4)
     assert x.shape == (2000, 50, 2) and y.shape == (2000,)
     values, markers = x[..., 0], x[..., 1]
     assert values.min() >= -1 and values.max() <= 1 and values.min() < -0.99 and values.max() > 0.99
@@ -69,8 +57,8 @@ def test_adding_problem_1997_follows_experiment_4():
     assert (markers[:, -1] == -1).all() and ((markers[:, 0] == -1) | marked[:, 0]).all()
     assert torch.allclose(0.5 + (values * marked).sum(1) / 4, y)
     assert y.min() >= 0 and y.max() <= 1
-    assert abs(((y - 0.5) ** 2).mean().item() - ADDING_1997_BASELINE_MSE) < 0.005
-    assert torch.equal(adding_problem_1997(8, 20, seed=5)[0], adding_problem_1997(8, 20, seed=5)[0])
+    assert abs(((y - 0.5) ** 2).mean().item() - ADDING_BASELINE_MSE) < 0.005
+    assert torch.equal(adding_problem(8, 20, seed=5)[0], adding_problem(8, 20, seed=5)[0])
 
 
 def test_tasks_are_reproducible_from_the_seed():

@@ -6,14 +6,12 @@ from milestones.core.data.cells import Cells, make_cells
 from milestones.core.data.digits import Split, load_digits, random_shifts, shift
 from milestones.core.data.largest_shape import make_largest_shape
 from milestones.core.data.sequences import (
-    ADDING_1997_BASELINE_MSE,
-    ADDING_1997_TOLERANCE,
     ADDING_BASELINE_MSE,
+    ADDING_TOLERANCE,
     IGNORE,
     REBER_SYMBOLS,
     ReberStream,
     adding_problem,
-    adding_problem_1997,
     continual_embedded_reber,
     copy_task,
     delayed_recall,
@@ -35,9 +33,9 @@ from milestones.core.data.toy2d import (
 )
 from milestones.core.data.translation import toy_translation, translation_alignment, translation_dictionary
 
-__all__ = ["ADDING_1997_BASELINE_MSE", "ADDING_1997_TOLERANCE", "ADDING_BASELINE_MSE", "IGNORE", "REBER_SYMBOLS",
+__all__ = ["ADDING_BASELINE_MSE", "ADDING_TOLERANCE", "IGNORE", "REBER_SYMBOLS",
            "AnalogyCorpus", "Cells", "CharTokenizer", "ReberStream", "Shapes", "Split", "adding_problem",
-           "adding_problem_1997", "continual_embedded_reber", "copy_task", "delayed_recall",
+           "continual_embedded_reber", "copy_task", "delayed_recall",
            "embedded_reber", "embedded_reber_strings", "gaussian_grid", "gaussian_ring", "load_digits",
            "make_analogy_corpus", "make_cells", "make_largest_shape", "make_shapes", "random_shifts", "reverse_task",
            "ring_centers", "rings",

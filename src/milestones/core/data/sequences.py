@@ -3,8 +3,8 @@
 - `copy_task`, `reverse_task`: a random token string and the string (or its reverse) to produce;
 - `delayed_recall`: at every step, output the token seen `lag` steps earlier;
 - `windowed_parity`: at every step, output the parity of the last `window` bits;
-- `adding_problem`: sum the two values marked in a long sequence (after Hochreiter & Schmidhuber 1997),
-  and `adding_problem_1997`, the paper's own Experiment 4 version;
+- `adding_problem`: the scaled sum of two values marked in a long sequence (Hochreiter & Schmidhuber
+  1997, Experiment 4);
 - the embedded Reber grammar (Cleeremans et al. 1989, used by the LSTM papers), one string at a
   time or as a continual stream with no boundaries marked (Gers, Schmidhuber & Cummins 2000).
 
@@ -55,29 +55,6 @@ def windowed_parity(n: int, length: int, window: int, seed: int = 0) -> tuple[to
 
 
 def adding_problem(n: int, length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs (n, length, 2) and targets (n,).
-
-    Channel 0 holds values drawn uniformly from [0, 1]; channel 1 marks two positions with a 1, one
-    in each half of the sequence. The target is the sum of the two marked values: to produce it the
-    net must keep a number in memory across up to `length` steps. Always predicting the mean (1.0)
-    gives a mean squared error of Var(u1 + u2) = 2/12 = 1/6, the trivial baseline.
-    """
-    g = _gen(seed)
-    values = torch.rand(n, length, generator=g)
-    half = length // 2
-    first = torch.randint(half, (n,), generator=g)
-    second = half + torch.randint(length - half, (n,), generator=g)
-    markers = torch.zeros(n, length)
-    rows = torch.arange(n)
-    markers[rows, first] = 1.0
-    markers[rows, second] = 1.0
-    return torch.stack([values, markers], -1), values[rows, first] + values[rows, second]
-
-
-ADDING_BASELINE_MSE = 1.0 / 6.0
-
-
-def adding_problem_1997(n: int, length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The adding problem as Experiment 4 of Hochreiter & Schmidhuber (1997) sets it: inputs (n, length, 2)
     and targets (n,) in [0, 1].
 
@@ -106,8 +83,8 @@ def adding_problem_1997(n: int, length: int, seed: int = 0) -> tuple[torch.Tenso
     return torch.stack([values, markers], -1), 0.5 + (values[rows, first] + values[rows, second]) / 4
 
 
-ADDING_1997_BASELINE_MSE = 1.0 / 24.0
-ADDING_1997_TOLERANCE = 0.04  # the paper's success criterion: |output - target| < 0.04
+ADDING_BASELINE_MSE = 1.0 / 24.0
+ADDING_TOLERANCE = 0.04  # the paper's success criterion: |output - target| < 0.04
 
 # ------------------------------------------------------------------ the embedded Reber grammar
 

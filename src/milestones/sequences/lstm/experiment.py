@@ -28,12 +28,12 @@ import torch
 from torch import nn
 
 from milestones.core import Result, Run, check, experiment, plots
-from milestones.core.data import ADDING_1997_BASELINE_MSE, ADDING_1997_TOLERANCE, adding_problem_1997
+from milestones.core.data import ADDING_BASELINE_MSE, ADDING_TOLERANCE, adding_problem
 from milestones.core.training import evaluating, train
 from milestones.sequences.lstm.model import LSTM
 
 MIN_SOLVED_FRACTION = 0.9  # an LSTM must answer 90% of the test sequences within the paper's 0.04
-RNN_MSE_FLOOR = ADDING_1997_BASELINE_MSE / 2  # the plain net must stay above half the mean-predictor's MSE
+RNN_MSE_FLOOR = ADDING_BASELINE_MSE / 2  # the plain net must stay above half the mean-predictor's MSE
 
 CLAIM = ("On the adding problem as the paper's Experiment 4 sets it (values in [-1, 1], target "
          "0.5 + (X1 + X2)/4, lengths T to T + T/10; here T = 50), the 1997 LSTM cell without a forget gate, "
@@ -96,7 +96,7 @@ def lengths(cfg: Config) -> range:
 
 def test_set(cfg: Config, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     per_length = cfg.test_sequences // len(lengths(cfg))
-    return [adding_problem_1997(per_length, n, seed=seed + n) for n in lengths(cfg)]
+    return [adding_problem(per_length, n, seed=seed + n) for n in lengths(cfg)]
 
 
 def squared_error(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -107,7 +107,7 @@ def score(model: nn.Module, test: list) -> dict:
     """Test MSE and the paper's measure, the fraction answered within 0.04, over all lengths."""
     with evaluating(model):
         errors = torch.cat([model(x) - y for x, y in test])
-    return {"mse": (errors ** 2).mean().item(), "solved": (errors.abs() < ADDING_1997_TOLERANCE).float().mean().item()}
+    return {"mse": (errors ** 2).mean().item(), "solved": (errors.abs() < ADDING_TOLERANCE).float().mean().item()}
 
 
 @experiment(CLAIM, Config, SCALES)
@@ -117,7 +117,7 @@ def run(cfg: Config, ctx: Run) -> Result:
 
     def batch(i: int) -> tuple:  # fresh sequences every step, as in the paper; a function of i, so resumable
         draw = 10**7 * ctx.seed + i
-        return adding_problem_1997(cfg.batch_size, random.Random(draw).randint(low, high), seed=draw)
+        return adding_problem(cfg.batch_size, random.Random(draw).randint(low, high), seed=draw)
 
     nets = {
         "LSTM, 1997 cell": (lambda: AddingNet(cell_1997(cfg.cells, cfg.blocks), cfg.cells), cfg.lr_1997),
@@ -148,7 +148,7 @@ def run(cfg: Config, ctx: Run) -> Result:
             check("plain RNN test MSE", rnn["mse"], ">", RNN_MSE_FLOOR, "RNN_MSE_FLOOR (half of 1/24)",
                   name="plain_rnn"),
         ],
-        metrics={"baseline_mse": ADDING_1997_BASELINE_MSE, "tolerance": ADDING_1997_TOLERANCE,
+        metrics={"baseline_mse": ADDING_BASELINE_MSE, "tolerance": ADDING_TOLERANCE,
                  "original_cell": original, "modern_cell": modern, "plain_rnn": rnn,
                  "lengths": [low, high], "parameters": parameters},
     )
