@@ -1,5 +1,6 @@
-"""AlexNet's local response normalization equals nn.LocalResponseNorm, forward and backward, and the
-full network has the paper's shape: 224 x 224 x 3 in, 1000 out, about 60 million parameters."""
+"""AlexNet's local response normalization equals nn.LocalResponseNorm, forward and backward, the
+full network has the paper's shape: 224 x 224 x 3 in, 1000 out, about 60 million parameters, and
+Figure 1's four-layer net starts from the same weights whichever nonlinearity it has."""
 
 import pytest
 import torch
@@ -84,3 +85,22 @@ def test_largest_shape_task_is_deterministic_and_labels_the_biggest_shape():
     for image, label in zip(x, y):  # the labelled colour covers the target: >= 15 px (a triangle of radius 3.2 px)
         colour = palette[label % len(COLORS)].view(3, 1, 1)
         assert ((image - colour).abs().amax(0) < 1e-6).sum() >= 15
+
+
+def test_four_layer_net_starts_from_the_same_weights_with_either_nonlinearity():
+    from milestones.foundations.alexnet.model import FourLayerNet
+
+    nets = {}
+    for activation in ("relu", "tanh"):
+        torch.manual_seed(7)
+        nets[activation] = FourLayerNet(activation, in_channels=3, image_size=16, num_classes=18)
+    relu, tanh = nets["relu"].state_dict(), nets["tanh"].state_dict()
+    assert relu.keys() == tanh.keys() and len(relu) == 8  # 3 convolutions + 1 linear, weights and biases
+    for key in relu:
+        assert torch.equal(relu[key], tanh[key])
+    # Nothing but the nonlinearity differs: no normalization, no dropout.
+    kinds = {type(m) for m in nets["relu"].modules()} - {FourLayerNet, nn.Sequential}
+    assert kinds == {nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Linear}
+    x = torch.randn(4, 3, 16, 16)
+    assert nets["relu"](x).shape == (4, 18)
+    assert not torch.allclose(nets["relu"](x), nets["tanh"](x))

@@ -23,6 +23,9 @@ half of the previous layer that lives on their own GPU. A grouped convolution (`
 same connectivity on one device; with it the full model has 60,965,224 parameters (the paper's
 "60 million"). `AlexNetConfig.paper()` is the full 224 x 224 x 3 -> 1000 network; `small()` is the
 same code at a size a laptop CPU trains in seconds.
+
+`FourLayerNet` at the end is the other network of the paper: the small, plain one of Figure 1, on
+which ReLU is timed against tanh.
 """
 
 from __future__ import annotations
@@ -143,6 +146,33 @@ class AlexNet(nn.Module):
             else:
                 nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
                 nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, in_channels, image_size, image_size) -> logits (B, num_classes)."""
+        return self.classifier(self.features(x))
+
+
+class FourLayerNet(nn.Module):
+    """Figure 1's network: a plain four-layer convolutional net, with no regularization of any kind.
+
+    The caption says only "a four-layer convolutional neural network" trained on CIFAR-10; we read it
+    as three convolutions (5 x 5, each followed by the nonlinearity and a 3 x 3 max pool of stride 2)
+    and one fully connected layer to the classes. No LRN, no dropout, no weight decay. The
+    nonlinearity has no parameters, so with the same seed the ReLU and the tanh nets start from the
+    same weights (PyTorch's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), which is
+    tuned to neither nonlinearity).
+    """
+
+    def __init__(self, activation: str = "relu", in_channels: int = 3, image_size: int = 16, num_classes: int = 18,
+                 channels: tuple[int, int, int] = (8, 8, 16)):
+        super().__init__()
+        act = ACTIVATIONS[activation]
+        layers, previous, side = [], in_channels, image_size
+        for width in channels:
+            layers += [nn.Conv2d(previous, width, 5, padding=2), act(), nn.MaxPool2d(3, stride=2, padding=1)]
+            previous, side = width, (side - 1) // 2 + 1  # padded pool: 16 -> 8 -> 4 -> 2
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(previous * side * side, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, in_channels, image_size, image_size) -> logits (B, num_classes)."""
