@@ -31,13 +31,19 @@ from milestones.core.data.toy2d import (
     swiss_roll,
     two_moons,
 )
-from milestones.core.data.translation import toy_translation, translation_alignment, translation_dictionary
+from milestones.core.data.translation import (
+    markov_translation,
+    toy_translation,
+    translation_alignment,
+    translation_dictionary,
+)
 
 __all__ = ["ADDING_BASELINE_MSE", "ADDING_TOLERANCE", "IGNORE", "REBER_SYMBOLS",
            "AnalogyCorpus", "Cells", "CharTokenizer", "ReberStream", "Shapes", "Split", "adding_problem",
            "continual_embedded_reber", "copy_task", "delayed_recall",
            "embedded_reber", "embedded_reber_strings", "gaussian_grid", "gaussian_ring", "load_digits",
-           "make_analogy_corpus", "make_cells", "make_largest_shape", "make_shapes", "random_shifts", "reverse_task",
+           "make_analogy_corpus", "make_cells", "make_largest_shape", "make_shapes", "markov_translation",
+           "random_shifts", "reverse_task",
            "ring_centers", "rings",
            "shakespeare_text", "shakespeare_works", "shift", "spirals", "swiss_roll", "toy_translation",
            "translation_alignment", "translation_dictionary", "two_moons", "windowed_parity"]

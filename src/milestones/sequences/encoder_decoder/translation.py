@@ -3,6 +3,8 @@ seq2seq experiments, so that the three are trained and measured the same way."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,14 +22,20 @@ def fast_gru(input_size: int, hidden_size: int) -> nn.Module:
     return nn.GRU(input_size, hidden_size, batch_first=True)
 
 
-def train_translator(ctx: Run, name: str, model: nn.Module, cfg, decay_fraction: float = 0.0) -> FitLog:
+Sentences = Callable[..., tuple[torch.Tensor, torch.Tensor]]  # (n, length, vocab, seed) -> (source, target)
+
+
+def train_translator(ctx: Run, name: str, model: nn.Module, cfg, decay_fraction: float = 0.0,
+                     data: Sentences = toy_translation, evaluate: Callable[[], dict] | None = None,
+                     log_every: int | None = None) -> FitLog:
     """Teacher-forced cross-entropy on fresh toy sentences, each batch of one random length;
     `cfg` needs the fields vocab, min_length, max_length, batch_size, lr, clip and steps. Over the
-    last `decay_fraction` of the steps the learning rate falls linearly from `cfg.lr` to zero."""
+    last `decay_fraction` of the steps the learning rate falls linearly from `cfg.lr` to zero.
+    `data` makes the sentences (the toy language by default); `evaluate` and `log_every` go to `train`."""
 
     def batch(i: int) -> tuple[torch.Tensor, torch.Tensor]:
         length = int(torch.randint(cfg.min_length, cfg.max_length + 1, ()))
-        return toy_translation(cfg.batch_size, length, cfg.vocab, seed=int(torch.randint(2**31, ())))
+        return data(cfg.batch_size, length, cfg.vocab, seed=int(torch.randint(2**31, ())))
 
     def loss(net: nn.Module, source: torch.Tensor, target: torch.Tensor):
         logits = net(source, target)  # (B, T, V)
@@ -37,15 +45,16 @@ def train_translator(ctx: Run, name: str, model: nn.Module, cfg, decay_fraction:
     decay_steps = decay_fraction * cfg.steps
     schedule = (torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (cfg.steps - i) / decay_steps))
                 if decay_steps else None)
-    return train(ctx, name, model, optimizer, cfg.steps, batch, loss, clip=cfg.clip, schedule=schedule)
+    return train(ctx, name, model, optimizer, cfg.steps, batch, loss, clip=cfg.clip, schedule=schedule,
+                 evaluate=evaluate, log_every=log_every)
 
 
-def held_out_loss(model: nn.Module, cfg, lengths: list[int], device) -> float:
+def held_out_loss(model: nn.Module, cfg, lengths: list[int], device, data: Sentences = toy_translation) -> float:
     """Mean teacher-forced cross-entropy per target word (nats) over held-out sentences of each length."""
     losses = []
     with evaluating(model):
         for length in lengths:
-            source, target = toy_translation(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
+            source, target = data(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
             logits = model(source.to(device), target.to(device))
             losses.append(F.cross_entropy(logits.flatten(0, 1), target.to(device).flatten()).item())
     return sum(losses) / len(losses)
