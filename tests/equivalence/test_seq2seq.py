@@ -1,8 +1,9 @@
 """The seq2seq decoders do what they claim: beam search with one hypothesis is greedy decoding, with
 a beam wide enough to hold every sentence it is exhaustive search, and the scores it reports are
 the model's own log-likelihoods; teacher forcing equals step-by-step decoding; reversing the
-source is exactly reading it backwards. (The LSTM stacks are nn.LSTM, which our from-scratch LSTM
-equals: tests/equivalence/test_lstm.py.)"""
+source is exactly reading it backwards; the Markov toy language the experiment trains on follows its
+grammar and its dictionary. (The LSTM stacks are nn.LSTM, which our from-scratch LSTM equals:
+tests/equivalence/test_lstm.py.)"""
 
 import itertools
 
@@ -11,6 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
+from milestones.core.data import markov_translation, translation_alignment, translation_dictionary
+from milestones.core.data.translation import grammar_successors
+from milestones.sequences.seq2seq.experiment import accuracy_by_position
 from milestones.sequences.seq2seq.model import Seq2Seq
 
 VOCAB = 3  # target words; id 3 is BOS
@@ -91,3 +95,28 @@ def test_beam_search_beats_greedy_somewhere_and_never_loses_here():
     assert (scores[:, :-1] >= scores[:, 1:]).all()  # best first
     assert (scores[:, 0] > greedy + 1e-9).any()
     assert (scores[:, 0] >= greedy - 1e-9).all()
+
+
+def test_markov_translation_follows_its_grammar_and_the_dictionary():
+    """The seq2seq experiment's language: every target word is an allowed successor of the one before,
+    each successor is drawn, the source is the word-by-word translation with pairs swapped, and a
+    seed fixes the sentences."""
+    vocab, branching = 10, 3
+    source, target = markov_translation(400, 9, vocab=vocab, seed=4, branching=branching)
+    successors = grammar_successors(vocab, branching)
+    assert source.shape == target.shape == (400, 9)
+    assert all(len(set(row)) == branching for row in successors.tolist())
+    allowed = torch.zeros(vocab, vocab, dtype=torch.bool)
+    allowed[torch.arange(vocab).unsqueeze(1), successors] = True
+    assert allowed[target[:, :-1], target[:, 1:]].all()
+    follows = torch.zeros(vocab, vocab)
+    follows.index_put_((target[:, :-1].flatten(), target[:, 1:].flatten()), torch.ones(400 * 8), accumulate=True)
+    assert (follows[allowed] > 0).all()  # every allowed pair occurs: the choice among successors is random
+    assert torch.equal(translation_dictionary(vocab)[source][:, translation_alignment(9)], target)
+    assert torch.equal(markov_translation(400, 9, vocab=vocab, seed=4, branching=branching)[0], source)
+    assert not torch.equal(markov_translation(400, 9, vocab=vocab, seed=5, branching=branching)[0], source)
+
+
+def test_accuracy_by_position_counts_only_sentences_that_reach_the_position():
+    right = [torch.tensor([[True, False], [True, True]]), torch.tensor([[False, True, True]])]
+    assert accuracy_by_position(right) == pytest.approx([2 / 3, 2 / 3, 1.0])
