@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from milestones.core.data import make_cells
-from milestones.foundations.unet.model import UNet, center_crop
+from milestones.foundations.unet.model import UNet, center_crop, he_initialize
 
 
 def test_paper_configuration_maps_572_to_388_with_figure_1s_feature_sizes():
@@ -68,6 +68,18 @@ def test_unet_matches_functional_reference(padding, side, widths, skip):
     assert_close(x.grad, x_ref.grad, rtol=1e-10, atol=1e-12)
     for name, p in model.named_parameters():
         assert_close(p.grad, params[name].grad, rtol=1e-10, atol=1e-12)
+
+
+def test_he_initialize_draws_the_papers_gaussian():
+    """Section 3: weights ~ N(0, 2 / N), N = inputs per unit (k * k * C_in); biases zero."""
+    torch.manual_seed(0)
+    model = he_initialize(UNet(1, 2, (32, 64)))
+    for conv in (model.down[1][2], model.up[0].conv[0]):  # 3 x 3 convolutions with 64 and 64 inputs
+        fan_in = conv.weight[0].numel()
+        assert conv.weight.mean().abs() < 0.01
+        assert conv.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.03)
+        assert not conv.bias.any()
+    assert UNet(1, 2, (32, 64)).down[1][2].weight.std() < 0.7 * (2 / 576) ** 0.5  # PyTorch's default is narrower
 
 
 def test_center_crop_takes_the_middle():

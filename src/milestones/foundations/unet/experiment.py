@@ -2,9 +2,9 @@
 held-out images well, and without its skip connections it segments worse, above all at the edges.
 
 Data: procedural cell images (`milestones.core.data.make_cells`): wobbly blobs with bright rims on
-a blotchy, noisy background. Both networks (with and without skips) start from the same seed, see
-the same 30 training images with the same random flips and quarter turns, and are scored on 100
-held-out images by
+a blotchy, noisy background. Both networks (with and without skips) start from the same seed and the
+paper's initialisation, train on random tiles of the same 30 images with the same random flips and
+quarter turns, and are scored on 100 whole held-out images by
 - IoU: |prediction and truth| / |prediction or truth| over all foreground pixels;
 - boundary IoU (Cheng et al., 2021): the same ratio restricted to the band of pixels within
   `band` pixels inside each mask's outline, so it only counts whether the edges are right.
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from milestones.core import Result, Run, check, experiment, plots
+from milestones.core import Result, Run, UserError, check, experiment, plots
 from milestones.core.data import make_cells
 from milestones.core.training import evaluating, train
-from milestones.foundations.unet.model import UNet
+from milestones.foundations.unet.model import UNet, he_initialize
 
 CLAIM = ("Trained on very few annotated images with strong augmentation, the U-Net (Figure 1: a "
          "contracting path joined to a symmetric expanding path by skip connections) segments held-out "
@@ -32,6 +32,7 @@ TARGET_IOU = 0.8  # "accurately": the bar for held-out IoU, below the paper's 0.
 @dataclass
 class Config:
     image_size: int = 64
+    crop: int = 32  # training tiles (crop x crop) cut at random from the training images; scored on whole images
     train_images: int = 30
     test_images: int = 100
     widths: tuple[int, ...] = (8, 16, 32, 64)  # half the channels of (16, ..., 128): a quarter of the work
@@ -43,20 +44,24 @@ class Config:
 
 
 SCALES = {
-    "smoke": Config(image_size=32, train_images=8, test_images=8, widths=(8, 16), steps=5, batch_size=4),
+    "smoke": Config(image_size=32, crop=16, train_images=8, test_images=8, widths=(8, 16), steps=5, batch_size=4),
     "quick": Config(),
-    "full": Config(image_size=128, train_images=35, test_images=200, widths=(32, 64, 128, 256, 512), lr=1e-3,
+    "full": Config(image_size=128, crop=128, train_images=35, test_images=200, widths=(32, 64, 128, 256, 512), lr=1e-3,
                    dropout=0.5, steps=3000),
 }
 
 
-def augment(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same random flip and quarter turn for each image and its mask (exact: no interpolation).
-    The paper also deformed images elastically; flips and turns suffice for our round cells."""
-    turns = torch.randint(0, 4, (len(images),)).tolist()
-    flips = torch.rand(len(images)) < 0.5
+def augment(images: torch.Tensor, masks: torch.Tensor, crop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random crop (crop x crop), flip and quarter turn for each image and its mask (exact: no
+    interpolation). The paper also trained on tiles and deformed images elastically; flips and turns
+    suffice for our round cells."""
+    n, side = len(images), images.shape[-1]
+    tops, lefts = torch.randint(0, side - crop + 1, (2, n)).tolist()
+    turns = torch.randint(0, 4, (n,)).tolist()
+    flips = torch.rand(n) < 0.5
     out_x, out_y = [], []
-    for x, y, k, flip in zip(images, masks, turns, flips.tolist()):
+    for x, y, top, left, k, flip in zip(images, masks, tops, lefts, turns, flips.tolist()):
+        x, y = x[..., top:top + crop, left:left + crop], y[..., top:top + crop, left:left + crop]
         x, y = torch.rot90(x, k, (-2, -1)), torch.rot90(y, k, (-2, -1))
         out_x.append(x.flip(-1) if flip else x)
         out_y.append(y.flip(-1) if flip else y)
@@ -94,7 +99,7 @@ def train_segmenter(ctx: Run, name: str, model: UNet, images: torch.Tensor, mask
 
     def batch(i: int) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.randint(len(images), (cfg.batch_size,))
-        return augment(images[index], masks[index])
+        return augment(images[index], masks[index], cfg.crop)
 
     def loss(net: UNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(net(x).float(), y)  # (B, 2, H, W) scores against (B, H, W) labels
@@ -106,6 +111,8 @@ def train_segmenter(ctx: Run, name: str, model: UNet, images: torch.Tensor, mask
 
 @experiment(CLAIM, Config, SCALES)
 def run(cfg: Config, ctx: Run) -> Result:
+    if not 0 < cfg.crop <= cfg.image_size:
+        raise UserError(f"crop must be between 1 and image_size ({cfg.image_size}), got {cfg.crop}")
     train_set = make_cells(cfg.train_images, cfg.image_size, seed=1)
     test_set = make_cells(cfg.test_images, cfg.image_size, seed=2)
     truth = test_set.masks.bool()
@@ -114,7 +121,9 @@ def run(cfg: Config, ctx: Run) -> Result:
     scores, predictions = {}, {}
     for name, skip in (("unet", True), ("no_skips", False)):
         ctx.reseed(1)
-        model = UNet(1, 2, cfg.widths, padding=True, skip=skip, dropout=cfg.dropout).to(ctx.device)
+        model = he_initialize(UNet(1, 2, cfg.widths, padding=True, skip=skip, dropout=cfg.dropout))
+        # Channels-last: on a CPU oneDNN's convolutions run about 1.4x faster with channels innermost.
+        model = model.to(ctx.device, memory_format=torch.channels_last)
         train_segmenter(ctx, name, model, train_set.images, train_set.masks, cfg)
         predictions[name] = predict(model, test_set.images)
         scores[name] = {"iou": iou(predictions[name], truth),
