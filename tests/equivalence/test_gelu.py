@@ -1,5 +1,6 @@
 """Our exact and tanh-approximate GELU equal F.gelu(approximate='none' | 'tanh'), forward and backward,
-and the stochastic gate has GELU as its mean."""
+and the stochastic gate has GELU as its mean; the paper's MLP places its dropout as the experiment
+needs and draws the same random numbers whatever its nonlinearity; the experiment's curve statistics."""
 
 import math
 
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.testing import assert_close
 
+from milestones.optimization.gelu.experiment import area, median_curve
 from milestones.optimization.gelu.model import GELU, DeepMLP, gelu, gelu_tanh, standard_normal_cdf, stochastic_gate
 
 
@@ -67,3 +69,36 @@ def test_deep_mlp_shape_and_depth():
     assert sum(isinstance(m, GELU) for m in model.modules()) == 8
     assert model(torch.rand(3, 1, 8, 8)).shape == (3, 10)
     assert math.isfinite(model(torch.rand(3, 1, 8, 8)).sum().item())
+
+
+def test_deep_mlp_dropout_after_every_hidden_layer_and_off_in_eval():
+    model = DeepMLP(64, 16, 8, 10, GELU, dropout=0.5)
+    assert sum(isinstance(m, nn.Dropout) and m.p == 0.5 for m in model.modules()) == 8
+    x = torch.rand(5, 1, 8, 8)
+    assert not torch.equal(model(x), model(x))  # training mode: fresh masks each pass
+    model.eval()
+    assert_close(model(x), model(x), rtol=0, atol=0)
+
+
+def test_curve_area_is_the_geometric_mean_and_the_median_is_pointwise():
+    assert area([0.5, 0.5, 0.5]) == pytest.approx(0.5)
+    assert area([1.0, 0.01]) == pytest.approx(0.1)  # each factor of ten weighs alike
+    assert median_curve([[3.0, 1.0], [1.0, 5.0], [2.0, 2.0]]) == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_every_nonlinearity_draws_the_same_random_numbers(dropout):
+    """The experiment gives initialization k the same weights and minibatches for GELU, ReLU and ELU:
+    building and training the nets must consume the global RNG identically, dropout masks included."""
+    initial_weights, next_draws = [], []
+    for activation in (GELU, nn.ReLU, nn.ELU):
+        torch.manual_seed(0)
+        model = DeepMLP(64, 16, 8, 10, activation, dropout=dropout)
+        initial_weights.append([p.detach().clone() for p in model.parameters()])
+        for _ in range(3):  # a minibatch, then a forward and backward pass in training mode
+            x = torch.rand(4, 64)
+            model(x).sum().backward()
+        next_draws.append(torch.rand(3))  # the next minibatch would be drawn from here
+    for weights, draw in zip(initial_weights[1:], next_draws[1:]):
+        assert_close(weights, initial_weights[0], rtol=0, atol=0)
+        assert_close(draw, next_draws[0], rtol=0, atol=0)
