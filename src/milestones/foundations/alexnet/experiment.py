@@ -145,7 +145,7 @@ def run(cfg: Config, ctx: Run) -> Result:
     plots.curves(ctx.artifact("learning_rate_grid.png"),
                  {f"{a}, lr {lr}": (t["steps"], t["errors"])
                   for a, f in fastest.items() for lr, t in f["trials"].items()},
-                 "Every run of the grid (each stops at the target or where it can no longer win)",
+                 "Every run of the lr grid (stopped at 25% or once it cannot win)",
                  xlabel="SGD step", ylabel="training error", hlines={"target": TARGET_ERROR})
 
     # Claim 2: the train-test gap with and without shifted copies, on a small training set of digits.
