@@ -11,7 +11,15 @@ from torch import nn
 from torch.testing import assert_close
 
 from milestones.optimization.gelu.experiment import area, median_curve
-from milestones.optimization.gelu.model import GELU, DeepMLP, gelu, gelu_tanh, standard_normal_cdf, stochastic_gate
+from milestones.optimization.gelu.model import (
+    GELU,
+    DeepMLP,
+    gelu,
+    gelu_tanh,
+    standard_normal_cdf,
+    stochastic_gate,
+    unit_norm_rows_,
+)
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
@@ -78,6 +86,18 @@ def test_deep_mlp_dropout_after_every_hidden_layer_and_off_in_eval():
     assert not torch.equal(model(x), model(x))  # training mode: fresh masks each pass
     model.eval()
     assert_close(model(x), model(x), rtol=0, atol=0)
+
+
+def test_unit_norm_rows_keeps_the_mean_square_of_a_linear_layers_input():
+    torch.manual_seed(0)
+    model = unit_norm_rows_(DeepMLP(64, 512, 2, 10, nn.Identity))
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    for layer in linears:
+        assert_close(layer.weight.norm(dim=1), torch.ones(layer.out_features))
+        assert not layer.bias.any()
+    x = torch.randn(4096, 64)
+    hidden = linears[0](x)  # each unit: w . x with |w| = 1, so E[(w . x)^2] = E|x|^2 / 64 = E[x_i^2]
+    assert hidden.square().mean().item() == pytest.approx(x.square().mean().item(), rel=0.1)
 
 
 def test_curve_area_is_the_geometric_mean_and_the_median_is_pointwise():

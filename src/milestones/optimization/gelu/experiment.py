@@ -11,7 +11,8 @@
    {1e-3, 1e-4, 1e-5}, the one whose training-loss curve has the lowest area (see below) over the
    first `lr_inits` initializations; at that rate it is trained from `inits` (five, as in the paper)
    initializations and we take the pointwise median of their training-loss curves. Initialization k
-   gives every nonlinearity and rate the same initial weights and the same minibatches.
+   gives every nonlinearity and rate the same initial weights (unit-norm rows, as in the authors'
+   code) and the same minibatches.
 
    The training loss is the cross-entropy of the whole training set (1,348 digits), dropout off,
    every `log_every` steps. A curve's area is the mean of its log: the loss falls by one to three
@@ -34,7 +35,14 @@ from torch import nn
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import load_digits
 from milestones.core.training import best_learning_rate, evaluating, train
-from milestones.optimization.gelu.model import GELU, DeepMLP, gelu, standard_normal_cdf, stochastic_gate
+from milestones.optimization.gelu.model import (
+    GELU,
+    DeepMLP,
+    gelu,
+    standard_normal_cdf,
+    stochastic_gate,
+    unit_norm_rows_,
+)
 
 MONTE_CARLO_Z = 5.0  # the Monte Carlo mean must lie within 5 standard errors of x Phi(x) everywhere
 NOT_RELU = 0.1  # ... and differ from ReLU by at least 0.1 somewhere (GELU's minimum is -0.17)
@@ -109,7 +117,8 @@ def run(cfg: Config, ctx: Run) -> Result:
 
     def train_once(arm: str, name: str, lr: float, k: int) -> dict:
         ctx.reseed(k)  # initialization k: the same weights and minibatches for every nonlinearity and rate
-        model = DeepMLP(64, cfg.width, cfg.depth, 10, ACTIVATIONS[name], dropout=ARMS[arm]).to(ctx.device)
+        model = DeepMLP(64, cfg.width, cfg.depth, 10, ACTIVATIONS[name], dropout=ARMS[arm])
+        model = unit_norm_rows_(model).to(ctx.device)
 
         def batch(i: int) -> tuple[torch.Tensor, torch.Tensor]:
             index = torch.randint(len(data.x_train), (cfg.batch_size,))

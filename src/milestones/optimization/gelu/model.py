@@ -80,3 +80,17 @@ class DeepMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)  # (B, ...) -> (B, n_classes)
+
+
+@torch.no_grad()
+def unit_norm_rows_(model: nn.Module) -> nn.Module:
+    """The initialization of the authors' MNIST code (hendrycks/GELUs, mnist_fcn.py): each unit's
+    incoming weights are a Gaussian draw scaled to unit length, biases zero. A unit then sees
+    w . x ~ N(0, |x|^2 / n_in): the mean square of its inputs, neither grown nor shrunk, where
+    PyTorch's default (uniform, variance 1 / (3 n_in)) shrinks it threefold at every layer."""
+    for layer in model.modules():
+        if isinstance(layer, nn.Linear):
+            weight = torch.randn_like(layer.weight)
+            layer.weight.copy_(weight / weight.norm(dim=1, keepdim=True))
+            nn.init.zeros_(layer.bias)
+    return model
