@@ -57,7 +57,7 @@ class Config:
     batch_size: int = 64
     weight_decay: float = 5e-4  # the paper's value
     augment_train_images: int = 200  # a small training set, so that the unaugmented net overfits
-    augment_steps: int = 600
+    augment_steps: int = 300  # enough for both arms to fit all 200 training digits
     augment_lr: float = 0.01
     max_shift: int = 1  # pixels, in each direction
 
