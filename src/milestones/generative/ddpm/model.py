@@ -225,6 +225,10 @@ class DDPM(nn.Module):
         mean = self.posterior(x0.clamp(-1, 1) if clip else x0, xt, steps)[0]
         return mean + self.variance(steps).sqrt() * noise if t > 1 else mean
 
+    def network_step(self, t: torch.Tensor) -> torch.Tensor:
+        """The step the network is told at sampling step t: t itself (a respaced sampler maps it back)."""
+        return t
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, clip: bool = False, trajectory: bool = False):
         """Ancestral sampling from x_T ~ N(0, I). Returns x_0 (n, C, H, W), or with `trajectory` the chain
@@ -234,7 +238,7 @@ class DDPM(nn.Module):
         x = torch.randn(shape, generator=generator, dtype=dtype).to(device)
         chain = [x]
         for t in range(self.cfg.steps, 0, -1):
-            out = self.net(x, torch.full((n,), t, device=device))
+            out = self.net(x, self.network_step(torch.full((n,), t, device=device)))
             x = self.step(out, x, t, torch.randn(shape, generator=generator, dtype=dtype).to(device), clip)
             chain.append(x)
         return torch.stack(chain[::-1]) if trajectory else x

@@ -134,18 +134,9 @@ class ImprovedDDPM(DDPM):
         mean = self.posterior(x0.clamp(-1, 1) if clip else x0, xt, steps)[0]
         return mean + (0.5 * self.log_variance(steps, v)).exp() * noise if t > 1 else mean
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, clip: bool = False, trajectory: bool = False):
-        """Ancestral sampling over this model's steps; the network is told each step's training step."""
-        device, dtype = self.beta.device, self.beta.dtype
-        shape = (n, self.cfg.channels, self.cfg.size, self.cfg.size)
-        x = torch.randn(shape, generator=generator, dtype=dtype).to(device)
-        chain = [x]
-        for t in range(self.cfg.steps, 0, -1):
-            out = self.net(x, self.timesteps[torch.full((n,), t, device=device)])
-            x = self.step(out, x, t, torch.randn(shape, generator=generator, dtype=dtype).to(device), clip)
-            chain.append(x)
-        return torch.stack(chain[::-1]) if trajectory else x
+    def network_step(self, t: torch.Tensor) -> torch.Tensor:
+        """The training step the network was taught as this model's step t (DDPM's `sample` asks)."""
+        return self.timesteps[t]
 
     # ------------------------------------------------------------------------- the hybrid loss
     def vlb_terms(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
