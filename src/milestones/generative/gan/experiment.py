@@ -114,6 +114,11 @@ def scores(generator: Generator, held_out: torch.Tensor, n: int) -> dict:
             "near_mode": generative.near_mode_fraction(samples, centers, MODE_RADIUS), "samples": samples}
 
 
+def without_samples(record: dict) -> dict:
+    """A score record for result.json: without the sample tensors and the training log it carries."""
+    return {k: v for k, v in record.items() if k not in ("samples", "log")}
+
+
 def generator_gradient_norm(generator: Generator, discriminator: Discriminator, loss: str, n: int) -> float:
     """|grad of the generator's loss| over all its weights, on n fixed noise draws."""
     z = torch.randn(n, generator.cfg.noise_dim, generator=torch.Generator().manual_seed(11))
@@ -240,12 +245,12 @@ def run(cfg: Config, ctx: Run) -> Result:
               f"{start_energy:.4f})", ends["non_saturating"], "<=", STALL_FRACTION * start_energy,
               "STALL_FRACTION x start", name="non_saturating_trains"),
     ]
-    strip = lambda s: {k: v for k, v in s.items() if k not in ("samples", "log")}  # noqa: E731
-    metrics = {"coverage": {"runs": [strip(r) for r in runs], "median_modes": median_modes,
+    metrics = {"coverage": {"runs": [without_samples(r) for r in runs], "median_modes": median_modes,
                             "median_energy": median_energy},
-               "section3": {"d_of_fake_at_start": d_start, "start": strip(start),
-                            **{loss: {"initial_gradient_norm": r["initial_gradient_norm"], "end": strip(r["end"]),
-                                      "gradient_norms": r["gradient_norms"], "d_of_fake": r["d_of_fake"]}
+               "section3": {"d_of_fake_at_start": d_start, "start": without_samples(start),
+                            **{loss: {"initial_gradient_norm": r["initial_gradient_norm"],
+                                      "end": without_samples(r["end"]), "gradient_norms": r["gradient_norms"],
+                                      "d_of_fake": r["d_of_fake"]}
                                for loss, r in section3.items()}},
                "digits": digits}
     return Result(checks=checks, metrics=metrics)
@@ -256,7 +261,7 @@ def digits_scores(g: Generator, n: int = 500) -> dict:
     with torch.no_grad():
         images = g.sample(n, torch.Generator().manual_seed(7)).cpu().view(n, 1, 8, 8)
     return {"classes": generative.class_coverage(images), "fd": generative.fd_digits(images).as_dict(),
-            "images": images}
+            "samples": images}
 
 
 def train_digits(ctx: Run, cfg: Config) -> dict:
@@ -272,11 +277,10 @@ def train_digits(ctx: Run, cfg: Config) -> dict:
     train_gan(ctx, "digits", g, d, x, cfg.digits_steps, cfg, batch_size=cfg.digits_batch)
     ctx.save_trained(net, "digits")  # what `milestones generate` samples from
     trained = digits_scores(g)
-    shown = trained["images"][:50]
+    shown = trained["samples"][:50]
     readings = generative.judge_predictions(shown)
     generative.sample_grid(ctx.artifact("digits_samples.png"), shown, [f"judge: {int(c)}" for c in readings],
                            f"GAN on 8 x 8 digits after {cfg.digits_steps} steps: {trained['classes']} of 10 classes, "
                            f"FD-digits {trained['fd']['value']:.1f} (floor {trained['fd']['floor']:.1f}, "
                            f"ceiling {trained['fd']['ceiling']:.1f})")
-    strip = lambda s: {k: v for k, v in s.items() if k != "images"}  # noqa: E731
-    return {"steps": cfg.digits_steps, "trained": strip(trained), "untrained": strip(untrained)}
+    return {"steps": cfg.digits_steps, "trained": without_samples(trained), "untrained": without_samples(untrained)}
