@@ -28,7 +28,7 @@ together much more often than chance into single tokens ("new york" -> "new_york
 where the discount delta keeps pairs of rare words from scoring high by accident.
 
 Everything is vectorized: training pairs for a whole epoch are built with tensor operations, and
-one optimizer step updates a batch of pairs through sparse embedding gradients.
+one optimizer step updates a batch of pairs at once.
 Checked against autograd and gensim in tests/equivalence/test_word2vec.py.
 """
 
@@ -139,7 +139,10 @@ class Word2Vec(nn.Module):
 
     `architecture` is "skipgram" (the input is one centre word, the target one context word) or
     "cbow" (the input is the mean of the context words' vectors, the target the centre word).
-    Both tables are sparse embeddings, so a step touches only the rows of the words in the batch.
+    A step moves only the rows of the words in the batch: the others have a zero gradient. The tables
+    are dense (as is their gradient) because our vocabularies are small, a few hundred words, where a
+    dense (V, D) gradient costs less than a sparse one; a real vocabulary of millions would want
+    `sparse=True` and the same step on the gradient's rows.
     """
 
     def __init__(self, vocab_size: int, dim: int, architecture: str = "skipgram"):
@@ -147,8 +150,8 @@ class Word2Vec(nn.Module):
         if architecture not in ("skipgram", "cbow"):
             raise ValueError(f"architecture must be 'skipgram' or 'cbow', got {architecture!r}")
         self.architecture = architecture
-        self.input_vectors = nn.Embedding(vocab_size, dim, sparse=True)  # v_w
-        self.output_vectors = nn.Embedding(vocab_size, dim, sparse=True)  # u_w
+        self.input_vectors = nn.Embedding(vocab_size, dim)  # v_w
+        self.output_vectors = nn.Embedding(vocab_size, dim)  # u_w
         # The C code's initialisation: small random input vectors, zero output vectors.
         nn.init.uniform_(self.input_vectors.weight, -0.5 / dim, 0.5 / dim)
         nn.init.zeros_(self.output_vectors.weight)
@@ -171,7 +174,8 @@ class Word2Vec(nn.Module):
         """
         h = self.hidden(inputs, mask)  # (B, D)
         positive = (self.output_vectors(targets) * h).sum(-1)  # (B,)
-        negative = torch.bmm(self.output_vectors(negatives), h[:, :, None]).squeeze(-1)  # (B, K)
+        # a product and a sum, not bmm: on a CPU, bmm over B tiny (K, D) @ (D, 1) products is several times slower
+        negative = (self.output_vectors(negatives) * h[:, None, :]).sum(-1)  # (B, K)
         not_target = (negatives != targets[:, None]).to(h.dtype)
         return -(F.logsigmoid(positive) + (F.logsigmoid(-negative) * not_target).sum(-1)).sum()
 
@@ -189,10 +193,8 @@ class Word2Vec(nn.Module):
         used_inputs = inputs if mask is None else inputs[mask]
         for table, used in ((self.input_vectors.weight, used_inputs),
                             (self.output_vectors.weight, torch.cat([targets, negatives.flatten()]))):
-            uses = torch.bincount(used.flatten(), minlength=len(table)).clamp(min=1)  # (V,)
-            grad = table.grad.coalesce()  # one row per distinct word, gradients summed
-            rows = grad.indices()[0]
-            table.index_add_(0, rows, grad.values() / uses[rows, None].to(table.dtype), alpha=-lr)
+            uses = torch.bincount(used.flatten(), minlength=len(table)).clamp(min=1)  # (V,) 1 for unused rows
+            table.sub_(table.grad / uses[:, None].to(table.dtype), alpha=lr)  # grad: (V, D), each row summed
             table.grad = None
 
     @torch.no_grad()
