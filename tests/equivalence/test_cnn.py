@@ -89,16 +89,21 @@ def test_max_pool_gradient_goes_to_the_maximum_only():
 
 
 def test_connection_table_and_unit_biases():
-    """A partial table is a convolution whose missing weights are zero and stay zero; unit biases
-    add one number per output position."""
+    """The layer (which runs F.conv2d) computes our `conv2d` of the masked kernel; a partial table
+    is a convolution whose missing weights are zero and stay zero; unit biases add one number per
+    output position."""
     torch.manual_seed(0)
     layer = Conv2d(12, 12, 5, stride=2, padding=2, connections=ZIP_H2_CONNECTIONS, unit_bias=(4, 4)).double()
     x = leaf(2, 12, 8, 8, seed=7)
     y = layer(x)
     mask = ZIP_H2_CONNECTIONS.double()[:, :, None, None]
-    reference = F.conv2d(x, layer.weight * mask, stride=2, padding=2) + layer.bias
+    weight, bias = (p.detach().clone().requires_grad_() for p in (layer.weight, layer.bias))
+    reference = conv2d(x.detach(), weight * mask, stride=2, padding=2) + bias
     assert_close(y, reference, **TOLERANCE)
     y.square().sum().backward()
+    reference.square().sum().backward()
+    assert_close(layer.weight.grad, weight.grad, **TOLERANCE)
+    assert_close(layer.bias.grad, bias.grad, **TOLERANCE)
     missing = ~ZIP_H2_CONNECTIONS
     assert layer.weight.grad[missing].abs().max() == 0
     assert layer.weight.grad[ZIP_H2_CONNECTIONS].abs().min() > 0
