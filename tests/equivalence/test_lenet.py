@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from milestones.foundations.cnn.model import Conv2d, avg_pool2d, conv2d, free_parameters
-from milestones.foundations.lenet.model import C3_CONNECTIONS, Convolution, EuclideanRBF, LeNet5, Subsampling
+from milestones.foundations.cnn.model import avg_pool2d, conv2d, free_parameters
+from milestones.foundations.lenet.model import C3_CONNECTIONS, EuclideanRBF, LeNet5, Subsampling
 
 TOLERANCE = {"rtol": 1e-10, "atol": 1e-12}
 
@@ -43,20 +43,23 @@ def test_c3_table_is_the_papers_table_1():
 
 
 @pytest.mark.parametrize("table", [C3_CONNECTIONS, None], ids=["table-1", "full"])
-def test_fast_convolution_equals_the_from_scratch_one(table):
+def test_c3_layer_equals_the_from_scratch_convolution(table):
+    """C3 (cnn's `Conv2d`, which runs F.conv2d) computes cnn's im2col `conv2d` of the masked kernel."""
     torch.manual_seed(1)
-    fast = Convolution(6, 16, 5, connections=table).double()
-    scratch = Conv2d(6, 16, 5, connections=table).double()
-    scratch.load_state_dict(fast.state_dict())
+    layer = LeNet5(partial_c3=table is not None).c3.double()
+    weight = layer.weight.detach().clone().requires_grad_()
+    bias = layer.bias.detach().clone().requires_grad_()
+    mask = layer.connections.double()  # (16, 6, 1, 1)
     x = torch.randn(4, 6, 14, 14, dtype=torch.float64)
     upstream = torch.randn(4, 16, 10, 10, dtype=torch.float64)
     outputs, grads = [], []
-    for layer in (fast, scratch):
+    for forward, parameters in ((layer, (layer.weight, layer.bias)),
+                                (lambda inputs: conv2d(inputs, weight * mask, bias), (weight, bias))):
         inputs = x.clone().requires_grad_()
-        y = layer(inputs)
+        y = forward(inputs)
         (y * upstream).sum().backward()
         outputs.append(y)
-        grads.append((inputs.grad, layer.weight.grad, layer.bias.grad))
+        grads.append((inputs.grad, *(p.grad for p in parameters)))
     assert_close(outputs[0], outputs[1], **TOLERANCE)
     for ours, reference in zip(*grads):
         assert_close(ours, reference, **TOLERANCE)

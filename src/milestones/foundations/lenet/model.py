@@ -23,9 +23,10 @@ nearest code. The paper trains the penalty of the correct class D down while pus
 up, E = y_D + log(e^-j + sum_i e^-y_i); with j -> infinity (the constant j only keeps the penalties
 from all collapsing) this is the cross-entropy of the scores -y_i, which is how we train it.
 
-The layers are the 1989 module's `Conv2d` (shared weights, optional connection table), but they
-run on the built-in F.conv2d and F.avg_pool2d, about twice as fast here: tests/equivalence/test_cnn.py
-proves our from-scratch conv2d and avg_pool2d equal to them, forward and backward.
+The convolutions are the 1989 module's `Conv2d` (shared weights, optional connection table), which
+runs the built-in F.conv2d, and subsampling runs F.avg_pool2d; both are faster here than our
+from-scratch conv2d and avg_pool2d, which tests/equivalence/test_cnn.py proves equal to them,
+forward and backward.
 """
 
 from __future__ import annotations
@@ -49,13 +50,6 @@ _TABLE_I = [
     "   XXX  XXXX XXX",
 ]
 C3_CONNECTIONS = torch.tensor([[mark == "X" for mark in row] for row in _TABLE_I]).T  # (16 C3 maps, 6 S2 maps)
-
-
-class Convolution(Conv2d):
-    """cnn's `Conv2d` with one bias per map, computed by F.conv2d (equal to cnn's `conv2d`, see above)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.connections, self.bias, self.stride, self.padding)
 
 
 class Subsampling(nn.Module):
@@ -113,11 +107,11 @@ class LeNet5(nn.Module):
 
     def __init__(self, partial_c3: bool = True, classes: int = 10):
         super().__init__()
-        self.c1 = Convolution(1, 6, 5)
+        self.c1 = Conv2d(1, 6, 5)
         self.s2 = Subsampling(6)
-        self.c3 = Convolution(6, 16, 5, connections=C3_CONNECTIONS if partial_c3 else None)
+        self.c3 = Conv2d(6, 16, 5, connections=C3_CONNECTIONS if partial_c3 else None)
         self.s4 = Subsampling(16)
-        self.c5 = Convolution(16, 120, 5)
+        self.c5 = Conv2d(16, 120, 5)
         self.f6 = lecun_linear(120, 84)
         self.output = EuclideanRBF(class_codes(classes, 84))
 
