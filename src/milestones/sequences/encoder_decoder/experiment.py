@@ -30,10 +30,13 @@ class Config:
     max_length: int = 24
     embed_size: int = 32
     hidden_size: int = 128
-    steps: int = 2000
+    # 1,200 steps at 6e-3 with the decay hold both checks on seeds 0-2 (notes.md) in 60% of the time
+    # of 2,000 at 3e-3; at 1,000 steps the short-sentence margin shrinks to +0.04 (seed 0).
+    steps: int = 1200
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 6e-3
     clip: float = 1.0  # gradient-norm clipping, as in the paper's successors; keeps early RNN training stable
+    decay_fraction: float = 0.25  # the learning rate falls linearly to zero over this last fraction of the steps
     eval_sentences: int = 200  # held-out sentences per length
     eval_every: int = 4  # evaluate lengths min_length, min_length + eval_every, ...
 
@@ -41,7 +44,8 @@ class Config:
 SCALES = {
     "smoke": Config(max_length=8, hidden_size=32, steps=20, eval_sentences=20),
     "quick": Config(),
-    "full": Config(max_length=40, hidden_size=256, steps=20000, eval_sentences=1000, eval_every=2),
+    "full": Config(max_length=40, hidden_size=256, steps=20000, lr=3e-3, decay_fraction=0.0, eval_sentences=1000,
+                   eval_every=2),
 }
 
 
@@ -50,7 +54,7 @@ def run(cfg: Config, ctx: Run) -> Result:
     ctx.reseed(0)
     model = EncoderDecoder(cfg.vocab, cfg.vocab + 1, bos=cfg.vocab, embed_size=cfg.embed_size,
                            hidden_size=cfg.hidden_size, recurrent_layer=fast_gru).to(ctx.device)
-    train_translator(ctx, "encoder-decoder", model, cfg)
+    train_translator(ctx, "encoder-decoder", model, cfg, decay_fraction=cfg.decay_fraction)
 
     lengths = list(range(cfg.min_length, cfg.max_length + 1, cfg.eval_every))
     accuracy = accuracy_by_length(model, cfg, lengths, ctx.device)
