@@ -42,9 +42,11 @@ class Config:
     embed_size: int = 32
     hidden_size: int = 64  # both models; the paper also gave both the same size
     attention_size: int = 32
-    steps: int = 1800  # for each model
+    # 1,200 steps at 8e-3 hold every check on seeds 0-2 with about the margins of 1,800 at 5e-3 (notes.md);
+    # at 900 steps the attention model falls below the 0.9 bar (0.87, seed 0).
+    steps: int = 1200  # for each model
     batch_size: int = 64
-    lr: float = 5e-3
+    lr: float = 8e-3
     decay_fraction: float = 0.25  # both models: the learning rate falls linearly to zero over the last quarter
     clip: float = 1.0
     eval_sentences: int = 200  # held-out sentences per length
@@ -55,7 +57,7 @@ class Config:
 SCALES = {
     "smoke": Config(max_length=8, hidden_size=32, attention_size=16, steps=10, eval_sentences=20, heatmap_length=6),
     "quick": Config(),
-    "full": Config(max_length=50, hidden_size=256, attention_size=128, steps=20000, eval_sentences=1000,
+    "full": Config(max_length=50, hidden_size=256, attention_size=128, steps=20000, lr=5e-3, eval_sentences=1000,
                    eval_every=2),
 }
 
