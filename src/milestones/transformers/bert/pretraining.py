@@ -9,8 +9,11 @@ Two objectives, the same network (BertForPreTraining), the same text, steps and 
     with a causal mask (position i sees positions 0..i only), trained to predict the next word.
 
 The optimizer is the paper's, shrunk: Adam with weight decay 0.01, a linear warm-up over the first
-10% of the steps, then a linear decay to zero; gradients clipped at norm 1. The encoder's weights go
-into the cache (milestones.core.cache), so every run with the same recipe and seed reuses them.
+10% of the steps, then a linear decay to zero; gradients clipped at norm 1. `adamw` builds it with
+PyTorch's fused kernel: at this size the plain AdamW's loop over 46 small tensors took about a third
+of a pre-training step on one CPU thread (torch.profiler: 17.6 ms a step, 4.3 ms fused). The
+encoder's weights go into the cache (milestones.core.cache), so every run with the same recipe and
+seed reuses them.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ def linear_warmup_decay(steps: int, warmup: float = 0.1):
     """The learning-rate multiplier of step i: up linearly over the warm-up, then down linearly to zero."""
     rise = max(1, round(warmup * steps))
     return lambda i: min((i + 1) / rise, max(0.0, (steps - i) / max(1, steps - rise)))
+
+
+def adamw(parameters, lr: float, device: torch.device) -> torch.optim.AdamW:
+    """Adam with decoupled weight decay 0.01 (torch.optim.AdamW, proven equal to our Adam in
+    tests/equivalence/test_adam.py), fused into one kernel over every tensor on a CPU or a GPU."""
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01, fused=device.type in ("cpu", "cuda") or None)
 
 
 def pretrained_encoder(recipe: dict, device: str = "cpu", quiet: bool = True) -> Bert:
@@ -68,7 +77,7 @@ def pretrain(ctx: Run, recipe: dict) -> BertForPreTraining:
     text = toy.story(language, recipe["sentences"], seed=3 * recipe["seed"])  # the labelled texts use 3s+1, 3s+2
     length, batch_size = recipe["length"], recipe["batch"]
     model = BertForPreTraining(model_config(recipe))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=0.01)
+    optimizer = adamw(model.parameters(), recipe["lr"], ctx.device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(recipe["steps"]))
     if recipe["objective"] == "mlm":
         batch, loss = masked_batches(text, language, length, batch_size), masked_loss

@@ -16,7 +16,7 @@ from milestones.core import Run
 from milestones.core.training import evaluating, train
 from milestones.transformers.bert import language as toy
 from milestones.transformers.bert.model import IGNORE
-from milestones.transformers.bert.pretraining import linear_warmup_decay
+from milestones.transformers.bert.pretraining import adamw, linear_warmup_decay
 
 
 class Tagger(nn.Module):
@@ -56,7 +56,7 @@ def fine_tune(ctx: Run, name: str, encoder: nn.Module, causal: bool, train_set, 
     """BERT's fine-tuning: a fresh head, every weight trained on the labelled windows (AdamW with decay 0.01,
     linear warm-up and decay, gradients clipped at 1); test scores after."""
     tagger = Tagger(encoder, len(toy.CLASSES), causal, dropout)
-    optimizer = torch.optim.AdamW(tagger.parameters(), lr=lr, weight_decay=0.01)
+    optimizer = adamw(tagger.parameters(), lr, ctx.device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(steps))
     ids, senses = train_set
 
