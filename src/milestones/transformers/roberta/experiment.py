@@ -49,8 +49,9 @@ class Config:
     intermediate: int = 256
     dropout: float = 0.1
     # 1. masking: many epochs over a small story (the paper: 40 epochs, static data duplicated 10 times)
-    masking_sentences: int = 200  # about 200 windows; 600 steps x 32 windows is about 100 epochs
+    masking_sentences: int = 200  # about 200 windows; 600 steps x 16 windows is about 50 epochs
     masking_steps: int = 600
+    masking_batch: int = 16
     copies: int = 10  # static masking: fixed masks per window
     heldout_windows: int = 500
     # 2. NSP: BERT's pre-training budget (the paper: 1M steps of 256 x 512 tokens; RoBERTa 500K x 8K)
@@ -67,14 +68,14 @@ class Config:
 
 
 SCALES = {
-    "smoke": Config(hidden=16, heads=2, intermediate=32, masking_sentences=40, masking_steps=3, copies=2,
-                    heldout_windows=8, sentences=2000, pretrain_steps=3, pretrain_batch=4, labelled=8,
+    "smoke": Config(hidden=16, heads=2, intermediate=32, masking_sentences=40, masking_steps=3, masking_batch=4,
+                    copies=2, heldout_windows=8, sentences=2000, pretrain_steps=3, pretrain_batch=4, labelled=8,
                     test_windows=8, finetune_steps=3, finetune_batch=4),
     "quick": Config(),
     "full": Config(nouns=96, verbs_per_frame=4, length=64, hidden=256, layers=4, intermediate=1024,
-                   masking_sentences=2000, masking_steps=4000, heldout_windows=4000, sentences=1_000_000,
-                   pretrain_steps=20000, pretrain_batch=128, pretrain_lr=5e-4, labelled=512, test_windows=4000,
-                   finetune_steps=1000, finetune_lr=1e-4),
+                   masking_sentences=2000, masking_steps=4000, masking_batch=128, heldout_windows=4000,
+                   sentences=1_000_000, pretrain_steps=20000, pretrain_batch=128, pretrain_lr=5e-4, labelled=512,
+                   test_windows=4000, finetune_steps=1000, finetune_lr=1e-4),
 }
 
 
@@ -95,7 +96,7 @@ def model_recipe(cfg: Config) -> dict:
 def masking_recipe(cfg: Config, masking: str, copies: int, seed: int) -> dict:
     return {"masking": masking, "copies": copies if masking == "static" else 0, "seed": seed,
             "story_seed": 3 * seed, **model_recipe(cfg), "sentences": cfg.masking_sentences,
-            "steps": cfg.masking_steps, "batch": cfg.pretrain_batch, "lr": cfg.pretrain_lr}
+            "steps": cfg.masking_steps, "batch": cfg.masking_batch, "lr": cfg.pretrain_lr}
 
 
 def no_nsp_recipe(cfg: Config, seed: int) -> dict:
@@ -133,7 +134,7 @@ def run(cfg: Config, ctx: Run) -> Result:
         masking[arm] = {"heldout_loss": mlm_loss(model, *heldout_masked),
                         "train_text_loss": mlm_loss(model, *seen_masked)}
     dynamic, static = (masking[arm]["heldout_loss"] for arm in arms)
-    epochs = cfg.masking_steps * cfg.pretrain_batch / len(seen)
+    epochs = cfg.masking_steps * cfg.masking_batch / len(seen)
 
     # 2. MLM alone against MLM + NSP, fine-tuned on BERT's word-sense tagging
     labelled_story = toy.story(language, 8 * cfg.labelled + 100, seed=3 * ctx.seed + 1)

@@ -13,7 +13,7 @@ The masking is the recipe's `masking`:
     and for all, before training (BERT: 10 copies over 40 epochs, so each mask was seen 4 times);
     a batch draws a window and one of its fixed copies.
 
-The optimizer and schedule are BERT's toy ones (../bert/pretraining.py): AdamW with decay 0.01,
+The optimizer and schedule are BERT's toy ones (../bert/pretraining.py): AdamW with decay 0.01 (fused),
 linear warm-up over 10% of the steps then linear decay, gradients clipped at 1. The weights (encoder
 and MLM head) go into the cache (milestones.core.cache).
 """
@@ -29,7 +29,7 @@ from milestones.core import Run, cache, checkpoint
 from milestones.core.training import evaluating, train
 from milestones.transformers.bert import language as toy
 from milestones.transformers.bert.model import IGNORE, mask_tokens
-from milestones.transformers.bert.pretraining import linear_warmup_decay
+from milestones.transformers.bert.pretraining import adamw, linear_warmup_decay
 from milestones.transformers.roberta import model as roberta_model
 from milestones.transformers.roberta.model import RobertaConfig, RobertaForMaskedLM
 
@@ -84,7 +84,7 @@ def pretrain(ctx: Run, recipe: dict) -> RobertaForMaskedLM:
     ids = full_windows(text, recipe["length"])
     batch_size = recipe["batch"]
     model = RobertaForMaskedLM(model_config(recipe))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=0.01)
+    optimizer = adamw(model.parameters(), recipe["lr"], ctx.device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(recipe["steps"]))
     if recipe["masking"] == "static":
         corrupted, targets = fixed_masks(ids, recipe["copies"], len(language), seed=1000 + recipe["seed"])
