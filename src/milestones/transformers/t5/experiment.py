@@ -81,7 +81,7 @@ class Config:
     task_layers: int = 2
     task_test: int = 200  # held-out strings per task
     # 2. span corruption
-    pretrain_steps: int = 300
+    pretrain_steps: int = 150  # each objective's; 300 gave the same verdicts at twice the cold build (notes.md)
     pretrain_batch: int = 32
     window: int = 48  # characters per pre-training window
     noise_density: float = 0.15
