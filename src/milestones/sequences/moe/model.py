@@ -113,14 +113,16 @@ class MixtureOfExperts(nn.Module):
         shape = x.shape
         x = x.reshape(-1, shape[-1])  # (N, dim)
         gates, chosen, load = self.gate(x)
-        out = torch.zeros_like(x)
-        counts = []
-        for i, expert in enumerate(self.experts):
-            rows = (chosen == i).any(1).nonzero().squeeze(1)  # the examples sent to expert i
-            counts.append(len(rows))
-            if len(rows):
-                out.index_add_(0, rows, gates[rows, i:i + 1] * expert(x[rows]))  # y += G(x)_i E_i(x)
-        self.tokens_per_expert = torch.tensor(counts, dtype=torch.float32)
+        # The N k (example, expert) pairs, sorted by expert: each expert's examples form one slice.
+        pair_expert = chosen.flatten()  # (N k,)
+        order = pair_expert.argsort(stable=True)
+        rows = order // self.k  # (N k,) each sorted pair's example
+        counts = torch.bincount(pair_expert, minlength=len(self.experts))  # (experts,) examples per expert
+        slices = x[rows].split(counts.tolist())
+        outputs = torch.cat([expert(examples) for expert, examples in zip(self.experts, slices)])  # (N k, dim)
+        pair_gate = gates[rows, pair_expert[order]].unsqueeze(1)  # (N k, 1): G(x)_i of each pair
+        out = torch.zeros_like(x).index_add_(0, rows, pair_gate * outputs)  # y = sum_i G(x)_i E_i(x)
+        self.tokens_per_expert = counts.float()
         importance = gates.sum(0)  # (experts,)
         self.balance_loss = self.w_importance * cv_squared(importance) + self.w_load * cv_squared(load)
         return out.view(shape)
