@@ -367,22 +367,25 @@ def hf_names(config: T5Config) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------ span corruption
 def random_spans(length: int, noise_density: float, mean_span_length: float,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """Which of `length` tokens to drop (a bool (length,) mask), in T5's way: n = round(length *
-    noise_density) dropped tokens in s = round(n / mean_span_length) spans; the n dropped and the
-    length - n kept tokens are each cut into s runs of random positive lengths, and the runs
-    alternate, kept first, so the text never starts with a dropped span."""
+                 generator: torch.Generator | None = None, rows: int = 1) -> torch.Tensor:
+    """Which of `length` tokens to drop in each of `rows` texts (a bool (rows, length) mask), in T5's
+    way: n = round(length * noise_density) dropped tokens in s = round(n / mean_span_length) spans; the
+    n dropped and the length - n kept tokens are each cut into s runs of random positive lengths, and
+    the runs alternate, kept first, so a text never starts with a dropped span. All rows at once: drawn
+    text by text, a pre-training batch cost a sixth of its training step here."""
     noise = min(max(round(length * noise_density), 1), length - 1)
     spans = max(round(noise / mean_span_length), 1)
 
-    def cut(total: int) -> torch.Tensor:  # `total` into `spans` positive parts, uniformly at random
-        bars = torch.randperm(total - 1, generator=generator)[:spans - 1].sort().values + 1
-        edges = torch.cat([torch.tensor([0]), bars, torch.tensor([total])])
-        return edges.diff()
+    def cut(total: int) -> torch.Tensor:  # `total` into `spans` positive parts per row, uniformly at random
+        # s - 1 distinct cut points out of 1 .. total - 1: the first s - 1 of a random permutation
+        bars = torch.rand(rows, total - 1, generator=generator).argsort(1)[:, :spans - 1].sort(1).values + 1
+        edges = torch.cat([torch.zeros(rows, 1, dtype=torch.long), bars, torch.full((rows, 1), total)], dim=1)
+        return edges.diff(dim=1)  # (rows, spans)
 
-    runs = torch.stack([cut(length - noise), cut(noise)], dim=1).flatten()  # kept_1, noise_1, kept_2, ...
-    dropped = torch.tensor([False, True]).repeat(spans)
-    return dropped.repeat_interleave(runs)
+    runs = torch.stack([cut(length - noise), cut(noise)], dim=2).flatten(1)  # kept_1, noise_1, kept_2, ...
+    # the run each position falls in: how many runs end at or before it; odd runs are dropped
+    run = torch.searchsorted(runs.cumsum(1), torch.arange(length).repeat(rows, 1), right=True)
+    return run % 2 == 1
 
 
 def corrupt_spans(tokens: torch.Tensor, dropped: torch.Tensor,
@@ -406,4 +409,4 @@ def span_corruption(tokens: torch.Tensor, sentinels: list[int], noise_density: f
                     mean_span_length: float = 3.0, generator: torch.Generator | None = None):
     """T5's unsupervised objective for one text, tokens (T,) -> (input, target). With mean_span_length 1
     every dropped token is a span of its own: i.i.d. token masking in the sentinel format."""
-    return corrupt_spans(tokens, random_spans(len(tokens), noise_density, mean_span_length, generator), sentinels)
+    return corrupt_spans(tokens, random_spans(len(tokens), noise_density, mean_span_length, generator)[0], sentinels)

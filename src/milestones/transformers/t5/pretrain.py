@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from milestones.core import cache
 from milestones.core.data import shakespeare
 from milestones.transformers.t5 import model as t5_model
-from milestones.transformers.t5.model import PAD, T5, T5Config, span_corruption
+from milestones.transformers.t5.model import PAD, T5, T5Config, corrupt_spans, random_spans
 
 SENTINELS = 24  # enough for every span of a window (i.i.d. masking of 64 characters makes 10)
 TRAIN_SHARE = 0.9
@@ -69,8 +69,9 @@ def pad(rows: list[torch.Tensor], value: int = PAD) -> torch.Tensor:
 def corrupted_batch(text: Text, batch_size: int, length: int, mean_span_length: float, noise_density: float,
                     generator: torch.Generator | None = None):
     """Span corruption of `batch_size` training windows: ids, mask, labels (IGNORE at padding)."""
-    pairs = [span_corruption(w, text.sentinels, noise_density, mean_span_length, generator)
-             for w in text.windows(batch_size, length, generator=generator)]
+    windows = text.windows(batch_size, length, generator=generator)
+    dropped = random_spans(length, noise_density, mean_span_length, generator, rows=batch_size)
+    pairs = [corrupt_spans(w, d, text.sentinels) for w, d in zip(windows, dropped)]
     ids = pad([i for i, _ in pairs])
     labels = pad([t for _, t in pairs], t5_model.IGNORE)
     return ids, (ids != PAD).long(), labels
