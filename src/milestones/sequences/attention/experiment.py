@@ -17,14 +17,14 @@ from dataclasses import dataclass
 import torch
 
 from milestones.core import Result, Run, check, experiment, plots
-from milestones.core.data import toy_translation, translation_alignment
+from milestones.core.data import translation_alignment
 from milestones.core.training import evaluating
 from milestones.sequences.attention.model import AttentionTranslator
 from milestones.sequences.encoder_decoder.model import EncoderDecoder
 from milestones.sequences.encoder_decoder.translation import (
-    HELD_OUT_SEED,
     accuracy_by_length,
     fast_gru,
+    held_out_sentences,
     train_translator,
 )
 
@@ -65,7 +65,7 @@ SCALES = {
 def alignment_scores(model: AttentionTranslator, cfg: Config, length: int, device) -> tuple[float, float, torch.Tensor]:
     """On held-out sentences of `length` words: (mean attention mass on the true source word, fraction
     of output words whose most-attended source word is the true one, one example's alignment (T, N))."""
-    source, target = toy_translation(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
+    source, target = held_out_sentences(cfg, length)
     with evaluating(model):
         _, alignments = model.teacher_forced(source.to(device), target.to(device))  # (B, T, N)
     alignments = alignments.cpu()
@@ -98,7 +98,7 @@ def run(cfg: Config, ctx: Run) -> Result:
 
     mass, hits, _ = alignment_scores(attentive, cfg, cfg.max_length, ctx.device)
     _, _, shown = alignment_scores(attentive, cfg, cfg.heatmap_length, ctx.device)
-    source, target = toy_translation(1, cfg.heatmap_length, cfg.vocab, seed=HELD_OUT_SEED + cfg.heatmap_length)
+    source, target = held_out_sentences(cfg, cfg.heatmap_length, count=1)  # the sentence `shown` aligns
     plots.heatmap(ctx.artifact("alignment.png"), shown, "Learned alignment a_ij (rows: target words)",
                   xlabels=[f"s{w}" for w in source[0].tolist()], ylabels=[f"t{w}" for w in target[0].tolist()])
 

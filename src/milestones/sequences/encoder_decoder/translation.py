@@ -49,12 +49,19 @@ def train_translator(ctx: Run, name: str, model: nn.Module, cfg, decay_fraction:
                  evaluate=evaluate, log_every=log_every)
 
 
+def held_out_sentences(cfg, length: int, data: Sentences = toy_translation,
+                       count: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out (source, target) sentences of `length` words, cfg.eval_sentences of them (or `count`,
+    the first of the same draw): the same at every call, and never among the training batches."""
+    return data(count or cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
+
+
 def held_out_loss(model: nn.Module, cfg, lengths: list[int], device, data: Sentences = toy_translation) -> float:
     """Mean teacher-forced cross-entropy per target word (nats) over held-out sentences of each length."""
     losses = []
     with evaluating(model):
         for length in lengths:
-            source, target = data(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
+            source, target = held_out_sentences(cfg, length, data)
             logits = model(source.to(device), target.to(device))
             losses.append(F.cross_entropy(logits.flatten(0, 1), target.to(device).flatten()).item())
     return sum(losses) / len(losses)
@@ -65,7 +72,7 @@ def accuracy_by_length(model: nn.Module, cfg, lengths: list[int], device) -> lis
     accuracies = []
     with evaluating(model):
         for length in lengths:
-            source, target = toy_translation(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length)
+            source, target = held_out_sentences(cfg, length)
             guess = model.translate(source.to(device), length).cpu()
             accuracies.append((guess == target).float().mean().item())
     return accuracies

@@ -29,7 +29,7 @@ import torch
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import markov_translation
 from milestones.core.training import evaluating
-from milestones.sequences.encoder_decoder.translation import HELD_OUT_SEED, held_out_loss, train_translator
+from milestones.sequences.encoder_decoder.translation import held_out_loss, held_out_sentences, train_translator
 from milestones.sequences.seq2seq.model import Seq2Seq
 
 CLAIM = ("A deep LSTM encoder-decoder reaches a lower loss and translates better in the same training "
@@ -79,8 +79,7 @@ SCALES = {
 
 def held_out(cfg: Config, data, lengths: list[int], device) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The held-out sentences of each length, the same ones held_out_loss scores."""
-    return [tuple(t.to(device) for t in data(cfg.eval_sentences, length, cfg.vocab, seed=HELD_OUT_SEED + length))
-            for length in lengths]
+    return [tuple(t.to(device) for t in held_out_sentences(cfg, length, data)) for length in lengths]
 
 
 def decode(model: Seq2Seq, sentences, beam_size: int = 1) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
