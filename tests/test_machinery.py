@@ -165,6 +165,23 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert log.diverged_at == 6 and len(log.history) == 6
 
 
+def test_stop_when_ends_the_fit_and_a_resumed_fit_stays_stopped(tmp_path):
+    calls = []
+
+    def step(i):
+        calls.append(i)
+        return {"loss": torch.tensor(10.0 - i)}
+
+    def fit(ctx):
+        return ctx.fit("target", 100, step, {"w": torch.nn.Linear(1, 1)}, log_every=2,
+                       stop_when=lambda record: record["loss"] <= 4)
+
+    log = fit(Run(tmp_path, quiet=True))
+    assert log.stopped_at == 8 and [r["step"] for r in log.history] == [2, 4, 6, 8] and len(calls) == 8
+    resumed = fit(Run(tmp_path, quiet=True, resume=True))
+    assert resumed.stopped_at == 8 and resumed.history == log.history and len(calls) == 8
+
+
 def test_run_refuses_to_overwrite_an_earlier_run(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("{}\n")
     with pytest.raises(UserError, match="already holds a run"):

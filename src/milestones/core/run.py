@@ -85,6 +85,7 @@ class FitLog:
     name: str
     history: list[dict] = field(default_factory=list)
     diverged_at: int | None = None  # the step at which the loss became NaN or infinite, if it did
+    stopped_at: int | None = None  # the step at which `stop_when` ended the fit, if it did
 
     def series(self, key: str) -> tuple[list[int], list[float]]:
         points = [(h["step"], h[key]) for h in self.history if key in h]
@@ -194,7 +195,7 @@ class Run:
 
     def fit(self, name: str, steps: int, step: Callable[[int], dict], state: dict,
             log_every: int | None = None, stop_on_nonfinite: bool = True,
-            evaluate: Callable[[], dict] | None = None) -> FitLog:
+            evaluate: Callable[[], dict] | None = None, stop_when: Callable[[dict], bool] | None = None) -> FitLog:
         """Call `step(i)` for i in [0, steps), logging, checkpointing and resuming.
 
         `step(i)` does one training step and returns its metrics (tensors or floats); "loss" among
@@ -205,6 +206,9 @@ class Run:
         (for experiments where divergence is the result, e.g. a learning rate too high).
         `evaluate()`, if given, runs at every log point and its metrics join the record (held-out
         accuracy, say); it must not change the training state or draw from the global RNG.
+        `stop_when(record)`, if given, sees each logged record and ends the fit early by returning
+        True (a target reached); the log's `stopped_at` says when, and a resumed fit that had
+        stopped stays stopped.
         """
         path = self.out / "checkpoints" / f"{name}.safetensors"
         log = FitLog(name)
@@ -214,8 +218,9 @@ class Run:
             for key, obj in state.items():
                 obj.load_state_dict(saved["state"][key])
             self._set_rng(saved["rng"])
-            start, log.history, log.diverged_at = saved["step"], saved["history"], saved["diverged_at"]
-            if start == steps or log.diverged_at is not None:
+            start, log.history = saved["step"], saved["history"]
+            log.diverged_at, log.stopped_at = saved["diverged_at"], saved.get("stopped_at")
+            if start == steps or log.diverged_at is not None or log.stopped_at is not None:
                 return log
             self.log(fit=name, resumed_from=start)
         log_every = log_every or max(1, steps // 100)
@@ -238,13 +243,16 @@ class Run:
                     raise Diverged(f"{name}: the loss became {record['loss']} by step {i + 1}; {kept}. "
                                    "Lower the learning rate (--set lr=...) and run again")
                 log.diverged_at = i + 1
+            elif stop_when is not None and stop_when(record):
+                log.stopped_at = i + 1
             log.history.append(record)
             self.log(fit=name, **record)
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "step"}, refresh=False)
-            if log.diverged_at or i + 1 == steps or time.monotonic() - last_save >= self.checkpoint_every_s:
+            ended = log.diverged_at or log.stopped_at
+            if ended or i + 1 == steps or time.monotonic() - last_save >= self.checkpoint_every_s:
                 self._save(path, i + 1, state, log)
                 last_save = time.monotonic()
-            if log.diverged_at:
+            if ended:
                 break
         bar.close()
         return log
@@ -252,6 +260,7 @@ class Run:
     def _save(self, path: Path, step: int, state: dict, log: FitLog) -> None:
         if self.is_main:
             checkpoint.save(path, {"step": step, "history": log.history, "diverged_at": log.diverged_at,
+                                   "stopped_at": log.stopped_at,
                                    "state": {k: obj.state_dict() for k, obj in state.items()},
                                    "rng": self._get_rng()})
 

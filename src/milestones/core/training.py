@@ -50,7 +50,7 @@ def train(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim.Optimize
           clip: float | None = None, schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
           backward: Callable[[torch.Tensor], None] | None = None, data_parallel: bool = True,
           log_every: int | None = None, evaluate: Callable[[], dict] | None = None,
-          stop_on_nonfinite: bool = True) -> FitLog:
+          stop_on_nonfinite: bool = True, stop_when: Callable[[dict], bool] | None = None) -> FitLog:
     """Train `model` for `steps` optimizer steps; returns the log of `Run.fit`.
 
     - `batch(i)`: the global batch of step i, a tuple of tensors whose first dimension is the batch
@@ -65,7 +65,7 @@ def train(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim.Optimize
     - `data_parallel=False`: for an update that does not split across processes (full-batch
       training, hand-written gradients, word2vec's per-row means): every process then trains an
       unwrapped model on the whole batch, and so computes exactly what one process would.
-    - `log_every`, `evaluate`, `stop_on_nonfinite`: as in `Run.fit`.
+    - `log_every`, `evaluate`, `stop_on_nonfinite`, `stop_when`: as in `Run.fit`.
     """
     net = ctx.wrap(model) if data_parallel else model.to(ctx.device)
 
@@ -88,7 +88,7 @@ def train(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim.Optimize
 
     state = {"model": model, "optimizer": optimizer} | ({"schedule": schedule} if schedule else {})
     return ctx.fit(name, steps, step, state, log_every=log_every, evaluate=evaluate,
-                   stop_on_nonfinite=stop_on_nonfinite)
+                   stop_on_nonfinite=stop_on_nonfinite, stop_when=stop_when)
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
@@ -105,7 +105,8 @@ def fit_classifier(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim
                    x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
                    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
                    schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
-                   log_every: int | None = None, stop_on_nonfinite: bool = True) -> FitLog:
+                   log_every: int | None = None, stop_on_nonfinite: bool = True,
+                   stop_when: Callable[[dict], bool] | None = None) -> FitLog:
     """Cross-entropy on minibatches drawn with replacement from (x, y), optionally augmented; the
     log holds "loss", "train_accuracy" (of the batch) and, with a test set, "test_accuracy"."""
 
@@ -119,7 +120,7 @@ def fit_classifier(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim
 
     evaluate = (lambda: {"test_accuracy": accuracy(model, x_test, y_test)}) if x_test is not None else None
     return train(ctx, name, model, optimizer, steps, draw, classify, schedule=schedule, log_every=log_every,
-                 evaluate=evaluate, stop_on_nonfinite=stop_on_nonfinite)
+                 evaluate=evaluate, stop_on_nonfinite=stop_on_nonfinite, stop_when=stop_when)
 
 
 def best_learning_rate(learning_rates: Sequence[float], trial: Callable[[float], dict], score: str = "loss") -> dict:

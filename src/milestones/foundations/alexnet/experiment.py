@@ -79,22 +79,18 @@ def small_alexnet(activation: str, in_channels: int = 1, image_size: int = 16, n
 
 def train_to_target(ctx: Run, name: str, model: FourLayerNet, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                     y: torch.Tensor, cfg: Config, limit: float) -> dict:
-    """Train in chunks of `eval_every` steps (each its own `fit`, so checkpoints and resume still
-    work), measuring the error on the whole training set after each, until it reaches the target,
-    the run reaches `limit` steps, or the loss diverges. Returns the measured curve and the steps to
-    the target (inf if not reached)."""
-    steps, errors, diverged = [], [], False
-    while (not errors or errors[-1] > TARGET_ERROR) and len(steps) * cfg.eval_every < limit:
-        done = (len(steps) + 1) * cfg.eval_every
-        log = fit_classifier(ctx, f"{name}/step{done:05d}", model, optimizer, x, y, cfg.eval_every,
-                             cfg.figure1_batch_size, log_every=cfg.eval_every, stop_on_nonfinite=False)
-        if log.diverged_at is not None:
-            diverged = True
-            break
-        steps.append(done)
-        errors.append(1 - accuracy(model, x, y))
-    reached = steps[-1] if errors and errors[-1] <= TARGET_ERROR else math.inf
-    return {"steps": steps, "errors": errors, "to_target": reached, "diverged": diverged}
+    """Train, measuring the error on the whole training set every `eval_every` steps, until it
+    reaches the target, the run reaches `limit` steps, or the loss diverges. Returns the measured
+    curve and the steps to the target (inf if not reached)."""
+    # fit_classifier's "test" set is the training set itself: Figure 1 plots the training error
+    log = fit_classifier(ctx, name, model, optimizer, x, y, math.ceil(limit / cfg.eval_every) * cfg.eval_every,
+                         cfg.figure1_batch_size, x_test=x, y_test=y, log_every=cfg.eval_every, stop_on_nonfinite=False,
+                         stop_when=lambda record: 1 - record["test_accuracy"] <= TARGET_ERROR)
+    steps, accuracies = log.series("test_accuracy")
+    if log.diverged_at is not None:  # the last measurement is of a broken net
+        steps, accuracies = steps[:-1], accuracies[:-1]
+    return {"steps": steps, "errors": [1 - a for a in accuracies], "to_target": log.stopped_at or math.inf,
+            "diverged": log.diverged_at is not None}
 
 
 def fastest_learning_rate(ctx: Run, activation: str, x: torch.Tensor, y: torch.Tensor, cfg: Config) -> dict:
