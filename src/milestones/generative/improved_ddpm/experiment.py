@@ -99,7 +99,7 @@ def run(cfg: Config, ctx: Run) -> Result:
         schedule_buffers = ("beta", "alpha_bar", "posterior_var")
         state.update({k: v[:len(state[k])] for k, v in initial.items() if k not in schedule_buffers})  # head: eps row
         model.load_state_dict(state)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True)  # as ../ddpm: same bits, faster
         schedule_lr = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.train_steps)
         ctx.reseed(2)
 
