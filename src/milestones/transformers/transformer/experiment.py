@@ -131,44 +131,48 @@ def flops_per_step(flops, model: nn.Module, cfg: Config) -> float:
 def train_and_score(ctx: Run, name: str, model: nn.Module, optimizer: torch.optim.Optimizer, loss, cfg: Config,
                     flops: float, schedule=None, clip: float | None = None, steps: int = 0,
                     until_target: bool = True, loss_curve: bool = True) -> list[dict]:
-    """Train in chunks of `eval_every` steps (each chunk its own `train`, so checkpoints and resume still
-    work) and score the model after each. With `until_target`, held-out accuracy is scored after every
-    chunk and training stops at the first score that reaches TARGET_ACCURACY once at least `steps` steps
-    are done (or at cfg.max_steps); without it, training runs `steps` steps and accuracy is scored once, at
-    the end. With `loss_curve`, the held-out loss is scored after every chunk too (Table 3's curves; the
-    attention model has no use for it). Returns one record per score: steps, training seconds (scoring
-    excluded; a resumed run counts only what it trained itself), training FLOPs (`flops` per step), and
-    held-out accuracy and loss where scored."""
+    """Train as one fit (checkpointed and resumable), scoring the model every `eval_every` steps. With
+    `until_target`, held-out accuracy is scored every time and training stops at the first score that
+    reaches TARGET_ACCURACY once at least `steps` steps are done (or at cfg.max_steps); without it,
+    training runs `steps` steps and accuracy is scored once, at the end. With `loss_curve`, the held-out
+    loss is scored every time too (Table 3's curves; the attention model has no use for it). Returns one
+    record per score: steps, the training loss of that step, training seconds (scoring excluded; a
+    resumed run counts only what it trained itself), training FLOPs (`flops` per step), and held-out
+    accuracy and loss where scored."""
     lengths = list(range(cfg.min_length, cfg.max_length + 1, cfg.eval_lengths))
     max_steps = cfg.max_steps if until_target else steps
     # The training time: on a CPU the processor time this process used (on one thread, the wall time
     # less whatever the machine gave to other processes meanwhile); on an accelerator the wall time.
     clock = time.process_time if ctx.device.type == "cpu" else time.perf_counter
+    done = 0  # steps taken so far, as counted by the batches drawn
 
     def batch(i: int) -> tuple[torch.Tensor, torch.Tensor]:  # fresh sentences, each batch of one random length
+        nonlocal done
+        done = i + 1
         length = int(torch.randint(cfg.min_length, cfg.max_length + 1, ()))
         return toy_translation(cfg.batch_size, length, cfg.vocab, seed=int(torch.randint(2**31, ())))
 
-    records, seconds, wall_seconds, done = [], 0.0, 0.0, 0
-    while done < max_steps:
-        chunk = min(cfg.eval_every, max_steps - done)
-        start, wall_start = clock(), time.perf_counter()
-        train(ctx, f"{name}/step{done + chunk:05d}", model, optimizer, chunk, batch, loss, clip=clip,
-              schedule=schedule, log_every=chunk)
-        seconds += clock() - start
-        wall_seconds += time.perf_counter() - wall_start
-        done += chunk
-        record = {"step": done, "seconds": seconds, "wall_seconds": wall_seconds, "flops": done * flops}
-        # Scoring draws no random numbers, so what is scored does not change the training.
+    start, wall_start = clock(), time.perf_counter()
+    scoring, wall_scoring = 0.0, 0.0  # time spent scoring, taken out of the training time
+
+    def score() -> dict:  # scoring draws no random numbers, so what is scored does not change the training
+        nonlocal scoring, wall_scoring
+        began, wall_began = clock(), time.perf_counter()
+        record = {"seconds": began - start - scoring, "wall_seconds": wall_began - wall_start - wall_scoring,
+                  "flops": done * flops}
         if until_target or done == max_steps:
             record["accuracy"] = sum(accuracy_by_length(model, cfg, lengths, ctx.device)) / len(lengths)
         if loss_curve:
-            record["loss"] = held_out_loss(model, cfg, lengths, ctx.device)
-        records.append(record)
-        ctx.log(fit=name, score=record)
-        if until_target and record["accuracy"] >= TARGET_ACCURACY and done >= steps:
-            break
-    return records
+            record["held_out_loss"] = held_out_loss(model, cfg, lengths, ctx.device)
+        scoring += clock() - began
+        wall_scoring += time.perf_counter() - wall_began
+        return record
+
+    def reached(record: dict) -> bool:
+        return until_target and record["accuracy"] >= TARGET_ACCURACY and record["step"] >= steps
+
+    return train(ctx, name, model, optimizer, max_steps, batch, loss, clip=clip, schedule=schedule,
+                 log_every=cfg.eval_every, evaluate=score, stop_when=reached).history
 
 
 def teacher_forced(smoothing: float = 0.0):
@@ -259,8 +263,8 @@ def measure(cfg: Config, ctx: Run) -> Result:
                  "Held-out accuracy against training FLOPs", xlabel="training FLOPs",
                  ylabel="held-out word accuracy", hlines={"target": TARGET_ACCURACY})
     plots.curves(ctx.artifact("heads.png"),
-                 {f"{cfg.heads} head{'s' * (cfg.heads > 1)}": curve(fewer, "step", "loss"),
-                  f"{cfg.more_heads} heads": curve(more, "step", "loss")},
+                 {f"{cfg.heads} head{'s' * (cfg.heads > 1)}": curve(fewer, "step", "held_out_loss"),
+                  f"{cfg.more_heads} heads": curve(more, "step", "held_out_loss")},
                  f"Table 3 (A) in miniature: d_model {cfg.d_model}, {cfg.heads} against {cfg.more_heads} heads",
                  ylabel="held-out cross-entropy per word (nats)", logy=True)
 
@@ -275,7 +279,7 @@ def measure(cfg: Config, ctx: Run) -> Result:
             check(f"attention model's training FLOPs / the Transformer's, to reach accuracy {TARGET_ACCURACY}",
                   flop_speedup, ">=", MIN_SPEEDUP, "MIN_SPEEDUP", name="training_flops"),
             check(f"held-out loss after {cfg.heads_steps} steps: {cfg.heads} head(s) minus {cfg.more_heads} heads",
-                  fewer[-1]["loss"] - more[-1]["loss"], ">", 0.0, "no difference", name="multi_head"),
+                  fewer[-1]["held_out_loss"] - more[-1]["held_out_loss"], ">", 0.0, "no difference", name="multi_head"),
         ],
         metrics={
             "reached_target": {"transformer": cost_to_target(transformer, "step")[1],
@@ -288,7 +292,8 @@ def measure(cfg: Config, ctx: Run) -> Result:
                                  "attention": attention[-1]["seconds"] / attention[-1]["step"]},
             "flops_per_step": {"transformer": transformer[0]["flops"] / transformer[0]["step"],
                                "attention": attention[0]["flops"] / attention[0]["step"]},
-            "heads_loss": {f"heads{cfg.heads}": fewer[-1]["loss"], f"heads{cfg.more_heads}": more[-1]["loss"]},
+            "heads_loss": {f"heads{cfg.heads}": fewer[-1]["held_out_loss"],
+                           f"heads{cfg.more_heads}": more[-1]["held_out_loss"]},
             "heads_accuracy": {f"heads{cfg.heads}": fewer[-1]["accuracy"],
                                f"heads{cfg.more_heads}": more[-1]["accuracy"]},
             "curves": {"transformer": transformer, "attention": attention, f"heads{cfg.more_heads}": more},
