@@ -18,6 +18,7 @@ seed reuses them.
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -74,7 +75,8 @@ def model_config(recipe: dict) -> BertConfig:
 
 def pretrain(ctx: Run, recipe: dict) -> BertForPreTraining:
     language = toy.toy_language(recipe["nouns"], recipe["verbs_per_frame"])
-    text = toy.story(language, recipe["sentences"], seed=3 * recipe["seed"])  # the labelled texts use 3s+1, 3s+2
+    text = unlabelled_story(recipe["nouns"], recipe["verbs_per_frame"], recipe["sentences"],
+                            3 * recipe["seed"])  # the labelled texts use 3s+1, 3s+2
     length, batch_size = recipe["length"], recipe["batch"]
     model = BertForPreTraining(model_config(recipe))
     optimizer = adamw(model.parameters(), recipe["lr"], ctx.device)
@@ -88,6 +90,14 @@ def pretrain(ctx: Run, recipe: dict) -> BertForPreTraining:
     train(ctx, f"pretrain-{recipe['objective']}", model, optimizer, recipe["steps"], batch, loss, clip=1.0,
           schedule=schedule, data_parallel=False)
     return model
+
+
+@functools.lru_cache(maxsize=2)
+def unlabelled_story(nouns: int, verbs_per_frame: int, sentences: int, seed: int) -> toy.Story:
+    """The story a pre-training reads, drawn once per process: both of BERT's objectives for a seed, and
+    RoBERTa's MLM-only encoder, read the same 60,000 sentences, about a second of Python loop each.
+    The callers only index it, never write to it."""
+    return toy.story(toy.toy_language(nouns, verbs_per_frame), sentences, seed=seed)
 
 
 def masked_batches(text: toy.Story, language: toy.Language, length: int, batch_size: int):

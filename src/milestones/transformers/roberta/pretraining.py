@@ -29,7 +29,7 @@ from milestones.core import Run, cache, checkpoint
 from milestones.core.training import evaluating, train
 from milestones.transformers.bert import language as toy
 from milestones.transformers.bert.model import IGNORE, mask_tokens
-from milestones.transformers.bert.pretraining import adamw, linear_warmup_decay
+from milestones.transformers.bert.pretraining import adamw, linear_warmup_decay, unlabelled_story
 from milestones.transformers.roberta import model as roberta_model
 from milestones.transformers.roberta.model import RobertaConfig, RobertaForMaskedLM
 
@@ -80,7 +80,7 @@ def fixed_masks(ids: torch.Tensor, copies: int, vocab_size: int, seed: int) -> t
 
 def pretrain(ctx: Run, recipe: dict) -> RobertaForMaskedLM:
     language = toy.toy_language(recipe["nouns"], recipe["verbs_per_frame"])
-    text = toy.story(language, recipe["sentences"], seed=recipe["story_seed"])
+    text = unlabelled_story(recipe["nouns"], recipe["verbs_per_frame"], recipe["sentences"], recipe["story_seed"])
     ids = full_windows(text, recipe["length"])
     batch_size = recipe["batch"]
     model = RobertaForMaskedLM(model_config(recipe))
