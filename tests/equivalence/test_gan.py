@@ -6,11 +6,14 @@ and Theorem 1's fixed point (the best discriminator against p_g = p_data is 1/2,
 Tolerances: float64; the softplus forms and the written-out logs differ only by rounding (1e-12)."""
 
 import math
+import tempfile
 
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
+from milestones.core import Run, checkpoint
+from milestones.generative.gan.experiment import Config, adam, train_gan
 from milestones.generative.gan.model import (
     Discriminator,
     GANConfig,
@@ -87,3 +90,28 @@ def test_networks_shapes():
     samples = g.sample(5, torch.Generator().manual_seed(0))
     assert samples.shape == (5, 2) and d(samples).shape == (5,)
     assert len(g.net) == 3 and g.net[0].in_features == 3 and d.net[-1].out_features == 1
+
+
+def test_algorithm_1_takes_k_discriminator_steps_per_generator_step():
+    cfg = Config(k=3, hidden=8, batch_size=16)
+    net = GANConfig(noise_dim=cfg.noise_dim, hidden=8, layers=2)
+    with tempfile.TemporaryDirectory() as out:
+        ctx = Run(out + "/run", seed=0, quiet=True)
+        train_gan(ctx, "k", Generator(net), Discriminator(net), torch.randn(64, 2), 4, cfg)
+        state = checkpoint.load(ctx.out / "checkpoints" / "k.safetensors")["state"]
+    assert int(state["g_opt"]["state"][0]["step"]) == 4 and int(state["d_opt"]["state"][0]["step"]) == 12
+
+
+def test_adam_steps_do_not_change_when_every_gradient_is_scaled_down():
+    # why the minimax generator does not stall under Adam (notes.md): against a confident discriminator
+    # its gradient is close to the non-saturating one times D / (1 - D), and Adam's step
+    # lr * m / (sqrt(v) + eps) is unchanged by a common factor on every gradient (up to eps = 1e-8)
+    weights = {scale: torch.nn.Parameter(torch.ones(5, dtype=torch.float64)) for scale in (1.0, 0.01)}
+    optimizers = {scale: adam([w], 1e-3) for scale, w in weights.items()}
+    for t in range(20):
+        direction = torch.sin(torch.arange(5, dtype=torch.float64) + t)
+        for scale, w in weights.items():
+            w.grad = scale * direction
+            optimizers[scale].step()
+    assert_close(weights[0.01], weights[1.0], rtol=0, atol=1e-7)  # eps's share: 20 x lr x eps / |0.01 g| ~ 1e-8
+    assert (weights[1.0] - 1).abs().max() > 1e-3  # and they did move
