@@ -2,8 +2,10 @@
 v^T tanh(W s + U h_j) and sum to one, the context is the explicit weighted sum of the annotations,
 the batched computation equals a loop over single examples (forward and backward), and its gradients
 equal those of the equations written out and pass gradcheck against finite differences. The
-bidirectional encoder equals nn.GRU(bidirectional=True), and the translator built from our GRU
-equals the one the experiment builds from nn.GRU."""
+bidirectional encoder equals nn.GRU(bidirectional=True), our GRU's step equals torch.gru_cell (the
+fused cell the decoder runs when built from nn.GRU), teacher forcing with the embedding and readout
+taken out of the decoder loop equals the decoder written one word at a time, and the translator built
+from our GRU equals the one the experiment builds from nn.GRU."""
 
 import functools
 
@@ -14,6 +16,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from milestones.sequences.attention.model import AdditiveAttention, AttentionTranslator
+from milestones.sequences.encoder_decoder.model import GRU
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
 GRADS = dict(rtol=1e-10, atol=1e-12)
@@ -152,6 +155,52 @@ def test_batched_translator_equals_a_loop_over_sentences(translator):
         assert_close(one_logits, logits[n:n + 1], **TIGHT)
         assert_close(one_alignment, alignments[n:n + 1], **TIGHT)
     assert torch.equal(model.translate(source, 7)[1:2], model.translate(source[1:2], 7))
+
+
+def test_gru_step_equals_torchs_fused_gru_cell_forward_and_backward():
+    torch.manual_seed(4)
+    gru = GRU(5, 7).double()
+    x = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(3, 7, dtype=torch.float64, requires_grad=True)
+    ours = gru.step(x, h)
+    fused = torch.gru_cell(x, h, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
+    assert_close(ours, fused, **TIGHT)
+    probe = torch.randn_like(ours)
+    inputs = [x, h, *gru.parameters()]
+    for g, g_fused in zip(torch.autograd.grad((ours * probe).sum(), inputs),
+                          torch.autograd.grad((fused * probe).sum(), inputs)):
+        assert_close(g, g_fused, **GRADS)
+
+
+def one_word_at_a_time(model, source, target):
+    """Teacher forcing as equation (4) reads: embed the previous word, attend, step, read out, per word."""
+    annotations, state = model.encode(source)
+    projected = model.attention.project_keys(annotations)
+    previous = torch.full_like(target[:, 0], model.bos)
+    all_logits, alignments = [], []
+    for i in range(target.shape[1]):
+        embedded = model.target_embedding(previous)
+        state, context, weights = model.recur(embedded, state, annotations, projected)
+        all_logits.append(model.readout(torch.cat([state, embedded, context], dim=-1)))
+        alignments.append(weights)
+        previous = target[:, i]  # feed the true word
+    return torch.stack(all_logits, dim=1), torch.stack(alignments, dim=1)
+
+
+@pytest.mark.parametrize("translator", ["ours", "fast"])
+def test_teacher_forcing_equals_the_decoder_one_word_at_a_time(translator):
+    """teacher_forced embeds the known previous words before the loop and reads out after it."""
+    model = dict(zip(["ours", "fast"], translators()))[translator]
+    source, target = torch.randint(6, (3, 8)), torch.randint(6, (3, 6))
+    logits, alignments = model.teacher_forced(source, target)
+    expected_logits, expected_alignments = one_word_at_a_time(model, source, target)
+    assert_close(logits, expected_logits, **TIGHT)
+    assert_close(alignments, expected_alignments, **TIGHT)
+    probe = torch.randn_like(logits)
+    params = list(model.parameters())
+    for g, e in zip(torch.autograd.grad((logits * probe).sum(), params),
+                    torch.autograd.grad((expected_logits * probe).sum(), params)):
+        assert_close(g, e, **GRADS)
 
 
 def test_translator_with_our_gru_equals_it_with_nn_gru():

@@ -29,7 +29,10 @@ Decoding is the encoder-decoder's, with c_i in place of the fixed c:
 
 (The paper's readout adds a maxout layer; one linear layer keeps ours equal to the encoder-decoder
 it is compared with.) Because c_i must be computed from s_(i-1) before s_i exists, the decoder
-runs one step at a time even under teacher forcing.
+runs one step at a time even under teacher forcing. Only the recurrence (1)-(3) and the GRU step
+need that loop, though: under teacher forcing the previous words y_0 = BOS, y_1, ..., y_(T-1) are
+known in advance, so their embeddings are looked up once before the loop, and the readout (4) runs
+once on all the stacked s_i, e(y_(i-1)) and c_i after it.
 """
 
 from __future__ import annotations
@@ -66,9 +69,11 @@ class AdditiveAttention(nn.Module):
 class AttentionTranslator(nn.Module):
     """RNNsearch: a bidirectional GRU encoder, additive attention, and a GRU decoder, equation (4).
 
-    `recurrent_layer` builds the two encoder directions (our GRU, or nn.GRU for speed, as in the
-    encoder-decoder); the decoder steps our GRU cell, since it must run one step at a time anyway.
-    The target vocabulary includes the beginning-of-sentence token `bos`.
+    `recurrent_layer` builds the two encoder directions and the decoder: our GRU, or nn.GRU for
+    speed, as in the encoder-decoder. The decoder runs one step at a time in either case: our GRU's
+    `step`, or for nn.GRU the same weights in `torch.gru_cell`, its fused cell (proven equal to
+    `GRU.step` in tests/equivalence/test_attention.py). The target vocabulary includes the
+    beginning-of-sentence token `bos`.
     """
 
     def __init__(self, source_vocab: int, target_vocab: int, bos: int, embed_size: int = 64,
@@ -81,7 +86,7 @@ class AttentionTranslator(nn.Module):
         self.backward_encoder = recurrent_layer(embed_size, hidden_size)
         self.init_decoder = nn.Linear(hidden_size, hidden_size)  # W_s
         self.attention = AdditiveAttention(hidden_size, 2 * hidden_size, attention_size)
-        self.decoder = GRU(embed_size + 2 * hidden_size, hidden_size)
+        self.decoder = recurrent_layer(embed_size + 2 * hidden_size, hidden_size)
         self.readout = nn.Linear(hidden_size + embed_size + 2 * hidden_size, target_vocab)  # W_o
 
     def encode(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,39 +98,49 @@ class AttentionTranslator(nn.Module):
         annotations = torch.cat([forward_states, backward_states], dim=-1)
         return annotations, torch.tanh(self.init_decoder(backward_states[:, 0]))
 
-    def decode_step(self, previous: torch.Tensor, state: torch.Tensor, annotations: torch.Tensor,
-                    projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """previous word (B,), s_(i-1) (B, H) -> (logits (B, V), s_i (B, H), alignment a_i. (B, N))."""
-        context, weights = self.attention(state, annotations, projected)  # c_i from s_(i-1)
-        embedded = self.target_embedding(previous)  # (B, E)
-        state = self.decoder.step(torch.cat([embedded, context], dim=-1), state)
-        return self.readout(torch.cat([state, embedded, context], dim=-1)), state, weights
+    def recur(self, embedded: torch.Tensor, state: torch.Tensor, annotations: torch.Tensor,
+              projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The part of a decoder step that needs s_(i-1): e(y_(i-1)) (B, E), s_(i-1) (B, H) ->
+        (s_i (B, H), c_i (B, 2H), alignment a_i. (B, N))."""
+        context, weights = self.attention(state, annotations, projected)  # c_i from s_(i-1), (1)-(3)
+        x = torch.cat([embedded, context], dim=-1)  # the GRU's input [e(y_(i-1)); c_i]
+        if isinstance(self.decoder, GRU):
+            state = self.decoder.step(x, state)
+        else:  # nn.GRU's weights in its fused cell
+            d = self.decoder
+            state = torch.gru_cell(x, state, d.weight_ih_l0, d.weight_hh_l0, d.bias_ih_l0, d.bias_hh_l0)
+        return state, context, weights
 
     def teacher_forced(self, source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """source (B, N), target (B, T) -> (logits (B, T, V), alignments (B, T, N))."""
         annotations, state = self.encode(source)
         projected = self.attention.project_keys(annotations)
-        previous = torch.full_like(target[:, 0], self.bos)
-        all_logits, alignments = [], []
+        previous = torch.cat([torch.full_like(target[:, :1], self.bos), target[:, :-1]], dim=1)  # y_0 = BOS
+        embedded = self.target_embedding(previous)  # (B, T, E), all known before decoding starts
+        states, contexts, alignments = [], [], []
         for i in range(target.shape[1]):
-            logits, state, weights = self.decode_step(previous, state, annotations, projected)
-            all_logits.append(logits)
+            state, context, weights = self.recur(embedded[:, i], state, annotations, projected)
+            states.append(state)
+            contexts.append(context)
             alignments.append(weights)
-            previous = target[:, i]  # feed the true word
-        return torch.stack(all_logits, dim=1), torch.stack(alignments, dim=1)
+        # (4) for every i at once: W_o [s_i; e(y_(i-1)); c_i]
+        logits = self.readout(torch.cat([torch.stack(states, 1), embedded, torch.stack(contexts, 1)], dim=-1))
+        return logits, torch.stack(alignments, dim=1)
 
     def forward(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.teacher_forced(source, target)[0]
 
     @torch.no_grad()
     def translate(self, source: torch.Tensor, length: int) -> torch.Tensor:
-        """Greedy decoding of `length` words: source (B, N) -> (B, length)."""
+        """Greedy decoding of `length` words: source (B, N) -> (B, length). Each word is fed back, so
+        here the embedding and the readout (4) run inside the loop."""
         annotations, state = self.encode(source)
         projected = self.attention.project_keys(annotations)
         word = torch.full_like(source[:, 0], self.bos)
         words = []
         for _ in range(length):
-            logits, state, _ = self.decode_step(word, state, annotations, projected)
-            word = logits.argmax(-1)  # feed back our own best guess
+            embedded = self.target_embedding(word)  # (B, E)
+            state, context, _ = self.recur(embedded, state, annotations, projected)
+            word = self.readout(torch.cat([state, embedded, context], dim=-1)).argmax(-1)  # our own best guess
             words.append(word)
         return torch.stack(words, dim=1)
