@@ -281,3 +281,8 @@ def test_shift_moves_pixels_and_fills_zeros():
     assert moved.shape == batch.shape and not moved.equal(batch)
     assert all(any(shift(b, dx, dy).equal(m) for dx in range(-2, 3) for dy in range(-2, 3))
                for b, m in zip(batch, moved))
+
+
+def test_fused_kernel_only_where_pytorch_has_one():
+    assert training.fused_kernel(torch.device("cpu")) is True and training.fused_kernel(torch.device("cuda")) is True
+    assert training.fused_kernel(torch.device("mps")) is None

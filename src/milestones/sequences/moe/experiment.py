@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from milestones.core import Result, Run, check, experiment, plots
-from milestones.core.training import evaluating, train
+from milestones.core.training import evaluating, fused_kernel, train
 from milestones.sequences.moe.model import MixtureOfExperts, active_parameters, expert_parameters
 
 CLAIM = ("At equal computation per example (each sent to k = 2 experts), a sparsely-gated mixture-of-experts "
@@ -76,7 +76,7 @@ def train_layer(ctx: Run, name: str, layer: MixtureOfExperts, data: ManyRegimes,
 
     # torch's Adam is proven equal to ours in tests/equivalence/test_adam.py; fused, it updates the
     # 130 small tensors of 32 experts in one kernel (a third off a CPU step) instead of one by one
-    optimizer = torch.optim.Adam(layer.parameters(), lr=cfg.lr, fused=ctx.device.type in ("cpu", "cuda") or None)
+    optimizer = torch.optim.Adam(layer.parameters(), lr=cfg.lr, fused=fused_kernel(ctx.device))
     log = train(ctx, name, layer, optimizer, cfg.steps, lambda i: data.sample(cfg.batch_size), loss,
                 log_every=max(1, cfg.steps // 30), evaluate=lambda: {"test_mse": evaluate(layer, *test)[0]})
     return log.series("test_mse")

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from milestones.core import Run, cache, checkpoint
-from milestones.core.training import train
+from milestones.core.training import fused_kernel, train
 from milestones.transformers.bert import language as toy
 from milestones.transformers.bert import model as bert_model
 from milestones.transformers.bert.model import Bert, BertConfig, BertForPreTraining, mask_tokens
@@ -44,7 +44,7 @@ def linear_warmup_decay(steps: int, warmup: float = 0.1):
 def adamw(parameters, lr: float, device: torch.device) -> torch.optim.AdamW:
     """Adam with decoupled weight decay 0.01 (torch.optim.AdamW, proven equal to our Adam in
     tests/equivalence/test_adam.py), fused into one kernel over every tensor on a CPU or a GPU."""
-    return torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01, fused=device.type in ("cpu", "cuda") or None)
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01, fused=fused_kernel(device))
 
 
 def pretrained_encoder(recipe: dict, device: str = "cpu", quiet: bool = True) -> Bert:

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import torch
 
 from milestones.core import Result, Run, check, experiment, plots
-from milestones.core.training import evaluating, train
+from milestones.core.training import evaluating, fused_kernel, train
 from milestones.transformers.t5 import pretrain
 from milestones.transformers.t5.model import EOS, IGNORE, PAD, T5, T5Config
 
@@ -123,8 +123,7 @@ def one_thread():
 def make_optimizer(model: T5, lr: float) -> torch.optim.Optimizer:
     """Adam (fused: one kernel for all tensors) rather than T5's Adafactor: at this size Adafactor's
     relative steps learned slower in our sweep (notes.md)."""
-    on_cpu = next(model.parameters()).device.type == "cpu"
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=on_cpu or None)
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=fused_kernel(next(model.parameters()).device))
 
 
 # ------------------------------------------------------------------------------ 1. text-to-text

@@ -39,7 +39,7 @@ from torch import nn
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.data import toy_translation
-from milestones.core.training import train
+from milestones.core.training import fused_kernel, train
 from milestones.sequences.attention.model import AttentionTranslator
 from milestones.sequences.encoder_decoder.translation import accuracy_by_length, fast_gru, held_out_loss
 from milestones.transformers.transformer.model import (
@@ -184,9 +184,9 @@ def teacher_forced(smoothing: float = 0.0):
 def train_transformer(ctx: Run, name: str, cfg: Config, heads: int, **how) -> tuple[Transformer, list[dict]]:
     model = Transformer(cfg.vocab + 1, bos=cfg.vocab, d_model=cfg.d_model, heads=heads, d_ff=cfg.d_ff,
                         layers=cfg.layers, dropout=cfg.dropout).to(ctx.device)
-    # Both models' Adam is fused on a CPU: one kernel for all the tensors instead of a loop, the same update.
+    # Both models' Adam is fused: one kernel for all the tensors instead of a loop, the same update.
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr_scale, betas=(0.9, 0.98), eps=1e-9,
-                                 fused=ctx.device.type == "cpu" or None)
+                                 fused=fused_kernel(ctx.device))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_schedule(cfg.d_model, cfg.warmup))
     return model, train_and_score(ctx, name, model, optimizer, teacher_forced(cfg.label_smoothing), cfg,
                                   flops_per_step(transformer_flops, model, cfg), schedule=schedule, **how)
@@ -196,7 +196,7 @@ def train_rnn_search(ctx: Run, cfg: Config) -> tuple[AttentionTranslator, list[d
     model = AttentionTranslator(cfg.vocab, cfg.vocab + 1, bos=cfg.vocab, embed_size=cfg.rnn_embed_size,
                                 hidden_size=cfg.rnn_hidden_size, attention_size=cfg.rnn_attention_size,
                                 recurrent_layer=fast_gru).to(ctx.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.rnn_lr, fused=ctx.device.type == "cpu" or None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.rnn_lr, fused=fused_kernel(ctx.device))
     return model, train_and_score(ctx, "attention", model, optimizer, teacher_forced(), cfg,
                                   flops_per_step(rnn_search_flops, model, cfg), clip=cfg.rnn_clip, loss_curve=False)
 

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from milestones.core import Result, Run, UserError, check, experiment, plots
 from milestones.core.data import make_shapes
 from milestones.core.data.shapes import KINDS
-from milestones.core.training import accuracy, fit_classifier
+from milestones.core.training import accuracy, fit_classifier, fused_kernel
 from milestones.optimization.resnet.model import CifarResNet
 from milestones.transformers.vit.model import ViT, ViTConfig
 
@@ -140,7 +140,7 @@ def train_and_score(ctx: Run, cfg: Config, name: str, model: torch.nn.Module, lr
     rest = [p for p in model.parameters() if p.dim() < 2]  # biases and norms: no decay
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.999),
-                                  fused=ctx.device.type == "cpu" or None)  # one kernel for all tensors, same update
+                                  fused=fused_kernel(ctx.device))  # one kernel for all tensors, same update
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.steps, cfg.warmup))
     log = fit_classifier(ctx, name, model, optimizer, x, y, cfg.steps, cfg.batch_size,
                          augment=flip if cfg.flips else None, schedule=schedule)
