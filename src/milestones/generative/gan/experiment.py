@@ -144,6 +144,7 @@ def train_gan(ctx: Run, name: str, g: Generator, d: Discriminator, x: torch.Tens
     g_opt, d_opt = adam(g.parameters(), cfg.lr_generator), adam(d.parameters(), cfg.lr_discriminator)
     generator_loss = GENERATOR_LOSSES[loss]
     batch_size = batch_size or cfg.batch_size
+    log_every = log_every or max(1, steps // 20)
 
     def step(i: int) -> dict:
         for _ in range(cfg.k if train_generator else 1):
@@ -159,18 +160,22 @@ def train_gan(ctx: Run, name: str, g: Generator, d: Discriminator, x: torch.Tens
             g_loss = generator_loss(logits)
             g_opt.zero_grad(set_to_none=True)
             g_loss.backward()
-            before = torch.cat([p.detach().flatten() for p in g.parameters()])
+            metrics |= {"g_loss": g_loss.detach(), "d_of_fake": torch.sigmoid(logits).mean().detach()}
+            # the two norms cost a copy of G's weights, so only on the steps Run.fit logs
+            logged = (i + 1) % log_every == 0 or i + 1 == steps
+            if logged:
+                before = torch.cat([p.detach().flatten() for p in g.parameters()])
             g_opt.step()
-            after = torch.cat([p.detach().flatten() for p in g.parameters()])
-            metrics |= {"g_loss": g_loss.detach(), "d_of_fake": torch.sigmoid(logits).mean().detach(),
-                        "g_grad_norm": torch.cat([p.grad.flatten() for p in g.parameters()]).norm(),
-                        "g_update_norm": (after - before).norm()}
+            if logged:
+                after = torch.cat([p.detach().flatten() for p in g.parameters()])
+                metrics |= {"g_grad_norm": torch.cat([p.grad.flatten() for p in g.parameters()]).norm(),
+                            "g_update_norm": (after - before).norm()}
             d.zero_grad(set_to_none=True)  # the generator's step also filled D's gradients; drop them
         return metrics
 
     # the generator is saved as "model": what `load_trained` (milestones generate) reads
     return ctx.fit(name, steps, step, {"model": g, "discriminator": d, "g_opt": g_opt, "d_opt": d_opt},
-                   log_every=log_every or max(1, steps // 20))
+                   log_every=log_every)
 
 
 @experiment(CLAIM, Config, SCALES, expected_failures=("modes", "energy", "minimax_stalls", "non_saturating_trains"))
