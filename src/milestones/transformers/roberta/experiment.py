@@ -49,8 +49,8 @@ class Config:
     intermediate: int = 256
     dropout: float = 0.1
     # 1. masking: many epochs over a small story (the paper: 40 epochs, static data duplicated 10 times)
-    masking_sentences: int = 200  # about 200 windows; 400 steps x 16 windows is about 33 epochs
-    masking_steps: int = 400
+    masking_sentences: int = 200  # about 200 windows; 600 steps x 16 windows is about 50 epochs
+    masking_steps: int = 600
     masking_batch: int = 16
     copies: int = 10  # static masking: fixed masks per window
     heldout_windows: int = 500
