@@ -47,6 +47,10 @@ def random_shifts(images: torch.Tensor, max_shift: int) -> torch.Tensor:
     """Each image translated by its own random (dx, dy) in [-max_shift, max_shift] (data augmentation).
     Draws from the global RNG, so a checkpointed run resumes with the same shifts."""
     padded = F.pad(images, (max_shift,) * 4)
-    h, w = images.shape[-2:]
-    offsets = torch.randint(0, 2 * max_shift + 1, (len(images), 2))
-    return torch.stack([p[..., oy:oy + h, ox:ox + w] for p, (oy, ox) in zip(padded, offsets.tolist())])
+    (b, c, h, w), device = images.shape, images.device
+    offsets = torch.randint(0, 2 * max_shift + 1, (b, 2))
+    rows = (offsets[:, :1] + torch.arange(h)).to(device)  # (B, h): image k's window starts at row offsets[k, 0]
+    cols = (offsets[:, 1:] + torch.arange(w)).to(device)  # (B, w)
+    # out[k, ch, i, j] = padded[k, ch, rows[k, i], cols[k, j]], every image's window cut in one gather
+    return padded[torch.arange(b, device=device)[:, None, None, None], torch.arange(c, device=device)[:, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
