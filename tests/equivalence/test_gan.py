@@ -6,7 +6,6 @@ and Theorem 1's fixed point (the best discriminator against p_g = p_data is 1/2,
 Tolerances: float64; the softplus forms and the written-out logs differ only by rounding (1e-12)."""
 
 import math
-import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -92,13 +91,12 @@ def test_networks_shapes():
     assert len(g.net) == 3 and g.net[0].in_features == 3 and d.net[-1].out_features == 1
 
 
-def test_algorithm_1_takes_k_discriminator_steps_per_generator_step():
+def test_algorithm_1_takes_k_discriminator_steps_per_generator_step(tmp_path):
     cfg = Config(k=3, hidden=8, batch_size=16)
     net = GANConfig(noise_dim=cfg.noise_dim, hidden=8, layers=2)
-    with tempfile.TemporaryDirectory() as out:
-        ctx = Run(out + "/run", seed=0, quiet=True)
-        train_gan(ctx, "k", Generator(net), Discriminator(net), torch.randn(64, 2), 4, cfg)
-        state = checkpoint.load(ctx.out / "checkpoints" / "k.safetensors")["state"]
+    ctx = Run(tmp_path, seed=0, quiet=True)
+    train_gan(ctx, "k", Generator(net), Discriminator(net), torch.randn(64, 2), 4, cfg)
+    state = checkpoint.load(tmp_path / "checkpoints" / "k.safetensors")["state"]
     assert int(state["g_opt"]["state"][0]["step"]) == 4 and int(state["d_opt"]["state"][0]["step"]) == 12
 
 
