@@ -2,12 +2,16 @@
 own text file (`--set data=PATH`), the LAMBADA-style cloze; and `milestones generate` on a run."""
 
 import json
+import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from milestones import cli
+from milestones.core import cache
 from milestones.core.errors import UserError
 from milestones.transformers.gpt2 import data
 from milestones.transformers.gpt2.experiment import run as run_gpt2
@@ -21,19 +25,30 @@ def write_text(path, seed=0, lines=4000):
     return path
 
 
-def test_a_text_file_is_tokenized_once_beside_it_and_again_when_it_changes(tmp_path):
-    path = write_text(tmp_path / "plays.txt")
+def test_a_text_file_is_tokenized_once_into_the_cache_by_its_content_and_left_alone(tmp_path):
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    path = write_text(folder / "plays.txt")
     corpus = data.text_file_corpus(path, vocab_size=300)
     assert isinstance(corpus.tokens, np.memmap) and corpus.tokens.dtype == np.uint16
     assert corpus.tokenizer.decode(corpus.tokens.tolist()) == path.read_text() + "<|endoftext|>"
-    tokens_file = tmp_path / "plays.txt.bpe300.u16"
-    assert tokens_file.is_file() and (tmp_path / "plays.txt.bpe300.json").is_file()
+    assert corpus.source == str(path)
+    assert [p.name for p in folder.iterdir()] == ["plays.txt"]  # nothing written beside the user's file
+    tokens_file = Path(corpus.tokens.filename)
+    assert tokens_file.is_relative_to(cache.root()) and (tokens_file.parent / "tokenizer.json").is_file()
     built = tokens_file.stat().st_mtime_ns
-    data.text_file_corpus(path, vocab_size=300)
+    assert Path(data.text_file_corpus(path, vocab_size=300).tokens.filename) == tokens_file
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched: same text, new time stamp
+    assert Path(data.text_file_corpus(path, vocab_size=300).tokens.filename) == tokens_file
+    copy = shutil.copy(path, tmp_path / "copy.txt")  # the same text under another name
+    assert Path(data.text_file_corpus(copy, vocab_size=300).tokens.filename) == tokens_file
     assert tokens_file.stat().st_mtime_ns == built  # not tokenized again
     write_text(path, seed=1)
     changed = data.text_file_corpus(path, vocab_size=300)
+    assert Path(changed.tokens.filename) != tokens_file and tokens_file.stat().st_mtime_ns == built
     assert changed.tokenizer.decode(changed.tokens.tolist()).startswith(path.read_text()[:100])
+    assert [p.name for p in folder.iterdir()] == ["plays.txt"]
 
 
 def test_a_small_text_still_has_a_held_out_part_and_a_tiny_one_is_a_user_error(tmp_path):

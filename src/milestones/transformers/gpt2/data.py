@@ -7,9 +7,11 @@ BLOCK tokens in HELD_OUT_EVERY is held out: no training window reads it.
 
 - Shakespeare's tokenizer and tokens are an entry of the shared cache (milestones.core.cache),
   built on first use (about 5 s) and shared by every paper that trains on them.
-- A user's file (`--set data=PATH`) gets its tokenizer and tokens beside it, `PATH.bpe<V>.json` and
-  `PATH.bpe<V>.u16`, rebuilt when the file changes. The tokenizer learns from the first TRAIN_CHARS
-  characters; the whole file is encoded, a chunk of lines at a time.
+- A user's file (`--set data=PATH`) is only read: its tokenizer and tokens are a cache entry too,
+  keyed by the sha256 of the file's bytes (and the vocabulary size), not by its path or time stamp,
+  so an edited file gets a new entry and the same text, touched or copied elsewhere, reuses its own.
+  The tokenizer learns from the first TRAIN_CHARS characters; the whole file is encoded, a chunk of
+  lines at a time.
 
 `cloze` turns held-out text into a zero-shot test in the manner of LAMBADA (Paperno et al., 2016):
 predict the last word of a passage, where that word already occurred earlier in the passage.
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 import collections
-import json
+import hashlib
 import os
 import sys
 from dataclasses import dataclass
@@ -97,32 +99,30 @@ def _build_shakespeare(folder: Path, config: dict) -> None:
 
 
 def text_file_corpus(path: str | Path, vocab_size: int) -> Corpus:
-    """The corpus of a UTF-8 text file, tokenized beside it on first use (and again when it changes)."""
+    """The corpus of a UTF-8 text file, tokenized into the cache on first use (and again when its text changes).
+    Nothing is written beside the file: the user's folder may be read-only, or shared."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"--set data={path}: no such file; give a UTF-8 text file")
     if vocab_size > 2**16:
         raise UserError(f"vocab_size {vocab_size} does not fit the uint16 token file; use at most 65536")
-    stem = path.with_name(f"{path.name}.bpe{vocab_size}")
-    tokenizer_path, tokens_path, stamp_path = (stem.with_name(stem.name + ext) for ext in (".json", ".u16", ".source"))
-    stat = path.stat()
-    stamp = json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
     try:
-        with cache.exclusive(stem.with_name(stem.name + ".lock")):  # under torchrun, one process tokenizes
-            if not (stamp_path.is_file() and stamp_path.read_text() == stamp):
-                _build_text_file(path, vocab_size, tokenizer_path, tokens_path)
-                stamp_path.write_text(stamp)
-    except PermissionError:
-        raise UserError(f"cannot write the token files beside {path}; copy it to a writable folder") from None
-    return _open(tokenizer_path, tokens_path, str(path))
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()  # read in chunks: any size costs no memory
+    except OSError as e:
+        raise UserError(f"--set data={path}: cannot read the file ({e.strerror})") from None
+    # The key holds what the text is, not where it lies: the build reads the file from `path`.
+    folder = cache.cached("text-bpe", {"sha256": digest, "vocab_size": vocab_size}, [bpe, sys.modules[__name__]],
+                          lambda folder, config: _build_text_file(path, folder, config))
+    return _open(folder / "tokenizer.json", folder / "tokens.u16", str(path))
 
 
-def _build_text_file(path: Path, vocab_size: int, tokenizer_path: Path, tokens_path: Path) -> None:
+def _build_text_file(path: Path, folder: Path, config: dict) -> None:
     with open(path, encoding="utf-8", errors="replace") as f:
         sample = f.read(TRAIN_CHARS)
     if not sample.strip():
         raise UserError(f"--set data={path}: the file holds no text")
-    tokenizer = BPETokenizer.train(sample, vocab_size)
+    tokenizer = BPETokenizer.train(sample, config["vocab_size"])
 
     def chunks():
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -130,8 +130,8 @@ def _build_text_file(path: Path, vocab_size: int, tokenizer_path: Path, tokens_p
                 yield tokenizer.encode("".join(lines))
         yield [tokenizer.end_of_text]
 
-    tokenizer.save(tokenizer_path)
-    _write_tokens(tokens_path, chunks())
+    tokenizer.save(folder / "tokenizer.json")
+    _write_tokens(folder / "tokens.u16", chunks())
 
 
 def _write_tokens(path: Path, chunks) -> None:
