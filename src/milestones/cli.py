@@ -7,7 +7,8 @@
     milestones cite ID                    BibTeX
     milestones book [--out DIR]           the static HTML book: notes, code, plots and verdicts
     milestones bench [ID ...]             our implementations' speed against their references
-    milestones generate RUN_DIR [options] samples from a trained generative run: text, or a PNG of images
+    milestones generate RUN_DIR [options] samples from a trained generative run: text, or a PNG of images;
+                                          `generate gpt2` samples the pretrained Shakespeare GPT
     milestones cache list|prune|clear     the tokenizers, corpora and models that papers build once and share
 
 A mistake the user can fix prints one line and exits with 2.
@@ -190,16 +191,24 @@ def cmd_generate(args) -> int:
     import importlib
 
     run_dir = Path(args.run_dir)
-    try:
-        paper_id = json.loads((run_dir / "result.json").read_text())["paper"]
-    except (OSError, ValueError, KeyError):
-        raise UserError(f"{run_dir} is not a run folder (no readable result.json); pass a folder `milestones run` "
-                        "wrote") from None
+    if not run_dir.exists() and args.run_dir in {p.id for p in catalog.PAPERS}:
+        paper_id = args.run_dir  # a paper's pretrained model: the cache entry is laid out as a run folder
+    else:
+        try:
+            paper_id = json.loads((run_dir / "result.json").read_text())["paper"]
+        except (OSError, ValueError, KeyError):
+            raise UserError(f"{run_dir} is not a run folder (no readable result.json); pass a folder `milestones run` "
+                            "wrote, or gpt2 for the pretrained Shakespeare GPT") from None
     paper = papers.lookup(paper_id)
     try:
         module = importlib.import_module(f"{paper.module}.generate")
     except ModuleNotFoundError:
         raise UserError(f"{paper_id} runs make no samples; generate works on runs of generative papers") from None
+    if paper_id == args.run_dir:
+        if not hasattr(module, "pretrained_run"):
+            raise UserError(f"{paper_id} has no pretrained model; pass a run folder that `milestones run {paper_id}` "
+                            "wrote")
+        run_dir = module.pretrained_run()
     if hasattr(module, "sample_images"):
         return write_image_samples(module, run_dir, args)
     print(args.prompt, end="", flush=True)
@@ -299,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("generate", help="samples from a trained run: streamed text, or a PNG grid of images")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a folder that `milestones run` wrote")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a folder that `milestones run` wrote, or gpt2 for the "
+                   "pretrained Shakespeare GPT (built on first use, about 5 minutes)")
     p.add_argument("--prompt", default="", help="the text to continue (default: start a new document)")
     p.add_argument("--tokens", type=int, default=200, help="how many tokens to add (default 200)")
     p.add_argument("--temperature", type=float, default=0.8, help="0 is greedy; higher is more varied (default 0.8)")

@@ -58,6 +58,15 @@ class Corpus:
         return [(s, min(s + size, len(self.tokens))) for k, s in enumerate(starts)
                 if (k % HELD_OUT_EVERY == HELD_OUT_EVERY // 2) == held_out]
 
+    def text(self, held_out: bool) -> str:
+        """The training text, or the held-out text, decoded (the blocks one after another)."""
+        return "".join(self.tokenizer.decode(self.tokens[s:e].tolist()) for s, e in self.blocks(held_out))
+
+    def tokens_per_character(self) -> float:
+        """Tokens per character of the held-out text: loss per token times this is loss per character,
+        which compares models with different tokenizers (a character-level model's is 1)."""
+        return sum(e - s for s, e in self.blocks(held_out=True)) / len(self.text(held_out=True))
+
     def batch(self, batch_size: int, context: int, generator: torch.Generator | None = None):
         """Random training windows: inputs (B, context) and their next tokens (B, context), int64."""
         blocks = self._long_enough(context, held_out=False)
@@ -158,6 +167,14 @@ class Cloze:
     targets: torch.Tensor  # (P, T): the next token at each position
     target_mask: torch.Tensor  # (P, T) bool: the positions whose next token is part of the target word
     words: list[str]
+
+    def replaced(self, keep: int) -> torch.Tensor:
+        """The inputs with each passage replaced by the next one's (the last, the first's), all but the `keep`
+        tokens before the target word: the control that shows whether a model reads the passage. The target
+        and its immediate context stay, so what is lost is only what the passage said earlier."""
+        start = self.inputs.shape[1] - self.target_mask.sum(1) - keep + 1  # (P,) the first kept position
+        kept = torch.arange(self.inputs.shape[1]) >= start[:, None]  # (P, T)
+        return torch.where(kept, self.inputs, self.inputs.roll(-1, dims=0))
 
 
 def cloze(corpus: Corpus, length: int, count: int, min_letters: int = 3, common_words: int = 100) -> Cloze:

@@ -20,11 +20,16 @@ rate on held-out text; notes.md gives the sweep). Then:
    token right) rises.
 
 Parameters N count every weight, the embeddings included, as the paper's Table 2 does.
+
+Beside the family, the run scores the base model (base.py, the GPT pretrained once for every later
+paper, built on first use): its held-out nats per character, the share of real words in its samples,
+its cloze scores, and its curve and samples, copied into the run for the book.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,11 +37,15 @@ import torch
 import torch.nn.functional as F
 
 from milestones.core import Result, Run, check, experiment, plots
+from milestones.core.errors import UserError
 from milestones.core.training import evaluating, train
+from milestones.transformers.gpt2 import base
+from milestones.transformers.gpt2.base import adamw, next_token_loss, warmup_cosine
 from milestones.transformers.gpt2.data import Corpus, cloze, shakespeare_corpus, text_file_corpus
 from milestones.transformers.gpt2.model import GPT, GPTConfig
 
 MIN_R2 = 0.8  # "about linearly in log parameters": the line explains at least this share of the variance
+LARGEST_SHAKESPEARE_VOCAB = 16384  # more BPE tokens than this need more text than Shakespeare's 5 MB
 
 CLAIM = (f"Held-out language-modelling loss falls with every step up in model size, about linearly in log "
          f"parameters (a line in log10 N explains at least MIN_R2 = {MIN_R2} of its variance), and a zero-shot "
@@ -46,7 +55,7 @@ CLAIM = (f"Held-out language-modelling loss falls with every step up in model si
 
 @dataclass
 class Config:
-    data: str = ""  # a UTF-8 text file to learn instead of Shakespeare (tokenized once, beside it)
+    data: str = ""  # a UTF-8 text file to learn instead of Shakespeare (tokenized once, into the cache)
     vocab_size: int = 512  # BPE tokens, <|endoftext|> included (GPT-2: 50,257)
     context: int = 64  # tokens per training window (GPT-2: 1,024)
     batch_size: int = 32  # windows per step, over all processes
@@ -60,18 +69,19 @@ class Config:
     dropout: float = 0.0
     held_out_windows: int = 256  # windows of the held-out text scored for the loss
     cloze_passages: int = 400
+    base_model: str = "base"  # the pretrained variant scored beside the family (base.py); "" for none
     compile: bool = False  # torch.compile each model (for a GPU; compiling costs more than it saves here)
 
 
 SCALES = {
     "smoke": Config(steps=4, layers=(1, 1, 1), widths=(8, 16, 32), learning_rates=(1e-2, 1e-2, 1e-2),
-                    head_size=8, held_out_windows=8, cloze_passages=8, context=32, batch_size=4),
+                    head_size=8, held_out_windows=8, cloze_passages=8, context=32, batch_size=4, base_model="small"),
     "quick": Config(),
     # full: GPT-2 small (124M) and two smaller models with GPT-2's tokenizer size and context, for GPUs
     # under torchrun, on a corpus the user provides (--set data=PATH); not tuned.
     "full": Config(vocab_size=50257, context=1024, batch_size=64, steps=20000, layers=(4, 8, 12),
                    widths=(256, 512, 768), learning_rates=(1e-3, 8e-4, 6e-4), head_size=64, dropout=0.1,
-                   held_out_windows=2048, cloze_passages=2000, compile=True),
+                   held_out_windows=2048, cloze_passages=2000, base_model="", compile=True),
 }
 
 
@@ -83,18 +93,12 @@ def model_config(cfg: Config, size: int, vocab_size: int) -> GPTConfig:
 
 
 def load_corpus(cfg: Config) -> Corpus:
-    return text_file_corpus(cfg.data, cfg.vocab_size) if cfg.data else shakespeare_corpus(cfg.vocab_size)
-
-
-def next_token_loss(net, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of every position's next token (the logits in fp32 under bf16 autocast)."""
-    return F.cross_entropy(net(x).float().flatten(0, 1), y.flatten())
-
-
-def warmup_cosine(steps: int, warmup: float):
-    """The multiplier of the learning rate at step i: linear warm-up, then a cosine down to a tenth."""
-    rise = max(1, round(warmup * steps))
-    return lambda i: min(1.0, (i + 1) / rise) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+    if cfg.data:
+        return text_file_corpus(cfg.data, cfg.vocab_size)
+    if cfg.vocab_size > LARGEST_SHAKESPEARE_VOCAB:  # the full scale's 50,257: hours of pure-Python BPE on 5 MB
+        raise UserError(f"a vocabulary of {cfg.vocab_size:,} tokens needs a large corpus: pass --set data=PATH "
+                        "(a UTF-8 text file of a few GB), or a smaller --set vocab_size")
+    return shakespeare_corpus(cfg.vocab_size)
 
 
 def score(model: GPT, held_out: tuple[torch.Tensor, torch.Tensor], test, batch: int = 64) -> dict:
@@ -144,11 +148,7 @@ def run(cfg: Config, ctx: Run) -> Result:
         model = GPT(config)
         if cfg.compile:
             model.compile()  # in place: the state dict keeps its names, so checkpoints stay loadable
-        decay = [p for p in model.parameters() if p.dim() >= 2]  # matrices and embeddings decay; biases, norms do not
-        rest = [p for p in model.parameters() if p.dim() < 2]
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                       {"params": rest, "weight_decay": 0.0}],
-                                      lr=cfg.learning_rates[size], betas=(0.9, 0.95))
+        optimizer = adamw(model, cfg.learning_rates[size], cfg.weight_decay, ctx.device)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.steps, cfg.warmup))
         log = train(ctx, f"gpt-{size}", model, optimizer, cfg.steps,
                     lambda i: corpus.batch(cfg.batch_size, cfg.context), next_token_loss, clip=1.0,
@@ -197,4 +197,20 @@ def run(cfg: Config, ctx: Run) -> Result:
                "train_tokens": sum(e - s for s, e in corpus.blocks(held_out=False)),
                "tokens_seen_per_model": cfg.steps * cfg.batch_size * cfg.context,
                "cloze_passages": len(test.words), "cloze_words_sample": test.words[:20]}
+    if cfg.base_model and not cfg.data:
+        metrics["base_model"] = base_model_section(ctx, cfg)
     return Result(checks=checks, metrics=metrics)
+
+
+def base_model_section(ctx: Run, cfg: Config) -> dict:
+    """The base model's quality record and its cloze scores (the same rule, cut with its own tokenizer), with
+    its curve and samples copied into the run for the book."""
+    model, _, quality = base.pretrained(cfg.base_model, ctx.device)
+    folder = base.entry(cfg.base_model)
+    if ctx.is_main:
+        shutil.copyfile(folder / "curve.png", ctx.artifact("base_model_curve.png"))
+        shutil.copyfile(folder / "samples.txt", ctx.artifact("base_model_samples.txt"))
+    corpus = shakespeare_corpus(model.config.vocab_size)
+    scores = score(model, corpus.held_out(cfg.context, cfg.held_out_windows),
+                   cloze(corpus, cfg.context, cfg.cloze_passages))
+    return {k: v for k, v in quality.items() if k != "curve"} | {k: v for k, v in scores.items() if "cloze" in k}

@@ -3,6 +3,8 @@
 A run folder of gpt2 holds `model.json` (the model's config, which checkpoint holds its weights, and
 the tokenizer file), written by the experiment. `load` rebuilds the model from it; `generate`
 streams the continuation of a prompt as text, a piece at a time, as the tokens are chosen.
+`milestones generate gpt2` samples the pretrained base model (base.py), whose cache entry is laid out
+as a run folder: `pretrained_run` builds it if the cache lacks it and names its folder.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ def load(run_dir: Path, device: torch.device) -> tuple[GPT, BPETokenizer]:
     """The trained GPT of a run folder (in eval mode, on `device`) and its tokenizer."""
     model, spec = load_trained(run_dir, lambda config: GPT(GPTConfig(**config)), device, "gpt2")
     return model, BPETokenizer.load(run_dir / spec["tokenizer"])
+
+
+def pretrained_run() -> Path:
+    """The base model's folder in the cache (built on first use, about 5 minutes on two cores)."""
+    from milestones.transformers.gpt2 import base  # base.py loads its models through `load`
+
+    return base.entry("base")
 
 
 def generate(run_dir: Path, prompt: str, tokens: int = 200, temperature: float = 0.8, top_k: int | None = None,
