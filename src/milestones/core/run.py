@@ -55,7 +55,11 @@ def keep_freed_memory() -> None:
     By default every allocation over 32 MB (a batch's logits, B x T x V floats, say) gets fresh pages from
     the kernel (mmap), which are zeroed on first touch and returned when freed: every step pays the page
     faults again. Serving them from the heap and not trimming it makes the base model's training step 1.4x
-    faster on two cores (246 -> 174 ms; gpt2's notes). The arithmetic is unchanged. A no-op without glibc."""
+    faster on two cores (246 -> 174 ms; gpt2's notes). The arithmetic is unchanged. It holds for the rest
+    of the process, so it is asked for where it was measured (the base model's build, its benchmark), not
+    by every run (with it in every `Run`, a torchrun process of the test suite once aborted at shutdown,
+    which five reruns did not repeat; the risk was not worth it where nothing was measured).
+    A no-op without glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
@@ -133,7 +137,6 @@ class Run:
             raise UserError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
         if self.world_size > 1:
             dist.barrier()  # every process has checked the folder before the first one writes to it
-        keep_freed_memory()
         self.seed = seed
         self.resume = resume
         self.quiet = quiet

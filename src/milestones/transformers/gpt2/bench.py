@@ -35,7 +35,7 @@ def training_step(model, logits_of, inputs: torch.Tensor, targets: torch.Tensor,
 def base_model_row(quick: bool) -> dict:
     """Tokens per second of the base model's training step, ours against HF's with the same weights."""
     recipe = base.RECIPES["small" if quick else "base"]
-    keep_freed_memory()  # as in the build (a `Run` does it): the step's 67 MB of logits reuse the heap
+    keep_freed_memory()  # as in the build: the step's 67 MB of logits reuse the heap (for both models)
     ours = GPT(base.model_config(recipe, recipe.vocab_size))
     theirs = ours.to_hf()
     idx = torch.randint(recipe.vocab_size, (recipe.batch_size, recipe.context + 1))
