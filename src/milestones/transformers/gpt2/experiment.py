@@ -40,7 +40,7 @@ from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.errors import UserError
 from milestones.core.training import evaluating, train
 from milestones.transformers.gpt2 import base
-from milestones.transformers.gpt2.base import adamw, next_token_loss, warmup_cosine
+from milestones.transformers.gpt2.base import adamw, held_out_loss, next_token_loss, warmup_cosine
 from milestones.transformers.gpt2.data import Corpus, cloze, shakespeare_corpus, text_file_corpus
 from milestones.transformers.gpt2.model import GPT, GPTConfig
 
@@ -101,14 +101,11 @@ def load_corpus(cfg: Config) -> Corpus:
     return shakespeare_corpus(cfg.vocab_size)
 
 
-def score(model: GPT, held_out: tuple[torch.Tensor, torch.Tensor], test, batch: int = 64) -> dict:
-    """Held-out loss per token; the cloze target words' perplexity and exact-match accuracy."""
+def cloze_scores(model: GPT, test, batch: int = 64) -> dict:
+    """The cloze target words' perplexity and exact-match accuracy."""
     device = next(model.parameters()).device
-    losses, word_nats, exact = [], [], []
+    word_nats, exact = [], []
     with evaluating(model):
-        x, y = held_out
-        for i in range(0, len(x), batch):
-            losses.append(next_token_loss(model, x[i:i + batch].to(device), y[i:i + batch].to(device)).item())
         for i in range(0, len(test.inputs), batch):
             logits = model(test.inputs[i:i + batch].to(device)).float()
             targets, mask = test.targets[i:i + batch].to(device), test.target_mask[i:i + batch].to(device)
@@ -116,8 +113,8 @@ def score(model: GPT, held_out: tuple[torch.Tensor, torch.Tensor], test, batch: 
             word_nats.append((nats * mask).sum(1).cpu())  # -log p(word | passage), summed over its tokens
             exact.append(((logits.argmax(-1) == targets) | ~mask).all(1).cpu())
     if not word_nats:  # a text with no cloze passage (data.cloze)
-        return {"held_out_loss": float(np.mean(losses)), "cloze_perplexity": math.nan, "cloze_accuracy": math.nan}
-    return {"held_out_loss": float(np.mean(losses)), "cloze_perplexity": math.exp(torch.cat(word_nats).mean().item()),
+        return {"cloze_perplexity": math.nan, "cloze_accuracy": math.nan}
+    return {"cloze_perplexity": math.exp(torch.cat(word_nats).mean().item()),
             "cloze_accuracy": torch.cat(exact).float().mean().item()}
 
 
@@ -155,7 +152,8 @@ def run(cfg: Config, ctx: Run) -> Result:
                     schedule=schedule)
         row = {"layers": config.n_layer, "width": config.n_embd, "heads": config.n_head,
                "parameters": model.num_parameters(), "learning_rate": cfg.learning_rates[size],
-               "train_loss": log.last("loss")} | score(model, held_out, test)
+               "train_loss": log.last("loss"), "held_out_loss": held_out_loss(model, held_out, batch=64)} \
+            | cloze_scores(model, test)
         rows.append(row)
         curves[f"{config.n_layer} x {config.n_embd} ({row['parameters'] / 1e3:.0f}K)"] = log.series("loss")
     largest = sizes - 1
@@ -210,7 +208,5 @@ def base_model_section(ctx: Run, cfg: Config) -> dict:
     if ctx.is_main:
         shutil.copyfile(folder / "curve.png", ctx.artifact("base_model_curve.png"))
         shutil.copyfile(folder / "samples.txt", ctx.artifact("base_model_samples.txt"))
-    corpus = shakespeare_corpus(model.config.vocab_size)
-    scores = score(model, corpus.held_out(cfg.context, cfg.held_out_windows),
-                   cloze(corpus, cfg.context, cfg.cloze_passages))
-    return {k: v for k, v in quality.items() if k != "curve"} | {k: v for k, v in scores.items() if "cloze" in k}
+    test = cloze(shakespeare_corpus(model.config.vocab_size), cfg.context, cfg.cloze_passages)
+    return {k: v for k, v in quality.items() if k != "curve"} | cloze_scores(model, test)
