@@ -31,6 +31,7 @@ def test_the_small_variant_is_a_run_folder_with_its_quality_recorded():
     assert loss == pytest.approx(quality["held_out_loss_per_token"], rel=1e-5)  # the record is of this model
     assert quality["held_out_nats_per_char"] == pytest.approx(loss * corpus.tokens_per_character(), rel=1e-5)
     assert len(quality["curve"]) == recipe.curve_points and 0 <= quality["word_share"] <= 1
+    assert quality["cloze_perplexity"] > 1 and 0 <= quality["cloze_accuracy_replaced"] <= 1  # the zero-shot cloze
 
 
 def test_real_word_share_counts_words_of_letters_lower_cased():

@@ -14,6 +14,8 @@ from milestones import cli
 from milestones.core import cache
 from milestones.core.errors import UserError
 from milestones.transformers.gpt2 import data
+from milestones.transformers.gpt2.base import paired_z
+from milestones.transformers.gpt2.experiment import bigram_loss
 from milestones.transformers.gpt2.experiment import run as run_gpt2
 
 WORDS = ["castle", "Hamlet", "sword", "lady", "night", "crown", "king", "ghost", "poison", "queen"]
@@ -100,8 +102,43 @@ def test_cloze_passages_end_with_a_rare_word_they_already_contain(tmp_path):
     assert set(test.words) < common and len(set(test.words)) <= len(common) - 3  # the 3 most frequent never ask
 
 
+def test_the_cloze_control_replaces_all_but_the_end_of_each_passage_with_the_next_ones():
+    inputs = torch.arange(30).view(3, 10)  # three passages of 10 tokens
+    mask = torch.zeros(3, 10, dtype=torch.bool)
+    mask[:, -2:] = True  # targets of two tokens: the inputs hold the first, at position 9
+    test = data.Cloze(inputs, inputs + 1, mask, ["a", "b", "c"])
+    replaced = test.replaced(keep=3)  # positions 6, 7, 8 before the target stay, and the target's own 9
+    assert torch.equal(replaced[:, 6:], inputs[:, 6:])
+    assert torch.equal(replaced[:, :6], inputs.roll(-1, dims=0)[:, :6])  # the last passage takes the first's
+
+
+def test_the_bigram_control_counts_pairs_and_beats_the_unigram(tmp_path):
+    corpus = data.text_file_corpus(write_text(tmp_path / "plays.txt", lines=2000), vocab_size=300)
+    held_out = corpus.held_out(32, 64)
+    loss, strength = bigram_loss(corpus, held_out)
+    unigram, _ = bigram_loss(corpus, held_out, strengths=(1e12,))  # smoothing this strong leaves the unigram
+    assert strength in (0.1, 1.0, 10.0, 100.0) and 0 < loss < unigram - 0.5
+
+
+def test_paired_z_is_the_mean_difference_in_standard_errors():
+    differences = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    assert paired_z(differences) == pytest.approx(differences.mean() / (differences.std() / 6 ** 0.5))
+    assert paired_z(torch.zeros(5)) == 0.0
+
+
+def test_a_text_without_cloze_passages_stops_in_one_line_before_training(tmp_path):
+    with pytest.raises(UserError, match="no passage for the zero-shot cloze"):  # its words are all common
+        run_gpt2("smoke", tmp_path / "run", quiet=True,
+                 overrides={"data": str(write_text(tmp_path / "plays.txt")), "vocab_size": "300"})
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_generate_streams_text_from_a_run_and_rejects_bad_input(tmp_path, capsys):
-    text = write_text(tmp_path / "plays.txt", lines=20000)
+    rng = np.random.default_rng(0)
+    names = ["".join(rng.choice(list("bcdfgklmnprst"), 5)).capitalize() for _ in range(300)]  # rare words
+    text = tmp_path / "plays.txt"  # lines that name someone twice: passages for the cloze
+    text.write_text("".join(f"{' '.join(rng.choice(WORDS, 6))}. {name} spoke, and {name} wept.\n"
+                            for name in rng.choice(names, 8000)), encoding="utf-8")
     out = tmp_path / "run"
     run_gpt2("smoke", out, quiet=True, overrides={"data": str(text), "vocab_size": "300"})
     spec = json.loads((out / "model.json").read_text())

@@ -25,13 +25,13 @@ def curves(path: Path, series: dict[str, tuple[list, list]], title: str, xlabel:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (x, y) in series.items():
         ax.plot(x, y, label=name, marker=marker)
-    for name, level in (hlines or {}).items():
-        ax.axhline(level, linestyle="--", color="gray", linewidth=1)
-        ax.annotate(name, (ax.get_xlim()[0], level), fontsize=8, color="gray", va="bottom")
     if logy:
         ax.set_yscale("log")
     if logx:
         ax.set_xscale("log")
+    for name, level in (hlines or {}).items():  # after the scales: the label sits at the axis' left end
+        ax.axhline(level, linestyle="--", color="gray", linewidth=1)
+        ax.annotate(name, (ax.get_xlim()[0], level), fontsize=8, color="gray", va="bottom")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend()

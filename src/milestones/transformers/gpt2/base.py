@@ -23,7 +23,9 @@ Quality is measured, not eyeballed, and written into the entry's `quality.json`:
   words (letters only, lower-cased) that occur in the training text, beside the same share for the
   held-out text itself (the ceiling: real text also holds words the training text lacks). The samples
   continue passages of held-out text, as a reader's prompt would be continued; the share for new
-  documents (the model's own choice of where to start: a title page and a cast list, often) is kept too.
+  documents (the model's own choice of where to start: a title page and a cast list, often) is kept too;
+- the zero-shot cloze of data.py on passages of its full context, with the control that replaces each
+  passage but its last KEPT_TOKENS tokens (gpt2's experiment reports it beside its family).
 The entry folder is laid out as a run folder (model.json, tokenizer.json, checkpoints/), so
 `milestones generate` reads it as it reads a run.
 """
@@ -47,7 +49,7 @@ from milestones.core.training import evaluating, fused_kernel, train
 from milestones.transformers.gpt2 import data
 from milestones.transformers.gpt2 import model as gpt_model
 from milestones.transformers.gpt2 import tokenizer as bpe
-from milestones.transformers.gpt2.data import Corpus, shakespeare_corpus
+from milestones.transformers.gpt2.data import Cloze, Corpus, cloze, shakespeare_corpus
 from milestones.transformers.gpt2.model import GPT, GPTConfig
 from milestones.transformers.gpt2.tokenizer import BPETokenizer
 
@@ -69,6 +71,7 @@ class Recipe:
     held_out_windows: int = 320  # the final held-out score: about every held-out token once
     samples: int = 32  # samples of sample_tokens tokens for the word share (continuing held-out text; new documents)
     sample_tokens: int = 200
+    cloze_passages: int = 500  # the zero-shot cloze of data.py, on passages of the full context
 
 
 RECIPES = {
@@ -80,6 +83,7 @@ RECIPES = {
 }
 SAMPLE_TEMPERATURE = 0.8  # `milestones generate`'s default
 SHOWN_PROMPTS = ("ROMEO.\n", "KING HENRY.\n", "HAMLET.\n", "")  # the samples written to samples.txt
+KEPT_TOKENS = 8  # the cloze control keeps the last tokens before the target word (its immediate context)
 
 
 def model_config(recipe: Recipe, vocab_size: int) -> GPTConfig:
@@ -115,6 +119,40 @@ def held_out_loss(model: GPT, held_out: tuple[torch.Tensor, torch.Tensor], batch
         total = sum(next_token_loss(model, x[i:i + batch].to(device), y[i:i + batch].to(device)).item()
                     * len(x[i:i + batch]) for i in range(0, len(x), batch))
     return total / len(x)
+
+
+def cloze_outcomes(model: GPT, test: Cloze, inputs: torch.Tensor, batch: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per passage: -log p(target word | inputs), summed over its tokens, and whether greedy decoding gets
+    every token of it right."""
+    device = next(model.parameters()).device
+    word_nats, exact = [], []
+    with evaluating(model):
+        for i in range(0, len(inputs), batch):
+            logits = model(inputs[i:i + batch].to(device)).float()
+            targets, mask = test.targets[i:i + batch].to(device), test.target_mask[i:i + batch].to(device)
+            nats = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (P, T)
+            word_nats.append((nats * mask).sum(1).cpu())
+            exact.append(((logits.argmax(-1) == targets) | ~mask).all(1).float().cpu())
+    return torch.cat(word_nats), torch.cat(exact)
+
+
+def paired_z(differences: torch.Tensor) -> float:
+    """The mean of paired differences in standard errors (0 when they are all equal: no evidence either way)."""
+    standard_error = differences.std().item() / math.sqrt(len(differences))
+    return differences.mean().item() / standard_error if standard_error > 0 else 0.0
+
+
+def cloze_scores(model: GPT, test: Cloze) -> tuple[dict, torch.Tensor]:
+    """The cloze scores of a model, with the passages as they are and replaced (`Cloze.replaced`), and its
+    per-passage exact matches (for comparing models on the same passages)."""
+    nats, exact = cloze_outcomes(model, test, test.inputs)
+    nats_replaced, exact_replaced = cloze_outcomes(model, test, test.replaced(KEPT_TOKENS))
+    return {"cloze_perplexity": math.exp(nats.mean().item()), "cloze_accuracy": exact.mean().item(),
+            "cloze_perplexity_replaced": math.exp(nats_replaced.mean().item()),
+            "cloze_accuracy_replaced": exact_replaced.mean().item(),
+            "cloze_passage_accuracy_z": paired_z(exact - exact_replaced),
+            # what the passage tells of the word in log-likelihood: a finer measure than exact matches
+            "cloze_passage_nats_z": paired_z(nats_replaced - nats)}, exact
 
 
 def words(text: str) -> list[str]:
@@ -214,7 +252,7 @@ def _measure(folder: Path, ctx: Run, model: GPT, corpus: Corpus, recipe: Recipe,
         "train_s": train_s, "threads": torch.get_num_threads(), "bf16": ctx.use_bf16,
         "parameters": model.num_parameters(), "tokens_seen": recipe.steps * recipe.batch_size * recipe.context,
         "curve": [{"train_s": round(t, 2), "held_out_nats_per_char": round(v, 4)} for t, v in curve],
-    }
+    } | cloze_scores(model, cloze(corpus, recipe.context, recipe.cloze_passages))[0]
     (folder / "quality.json").write_text(json.dumps(quality, indent=2) + "\n")
     (folder / "samples.txt").write_text("".join(f"--- sample {k} (prompt {prompt!r})\n{prompt}{text}\n\n"
                                                 for k, (prompt, text) in enumerate(shown)))

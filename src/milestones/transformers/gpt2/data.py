@@ -49,14 +49,18 @@ class Corpus:
     tokens: np.ndarray  # (N,) uint16, memory-mapped
     source: str  # what the text is, for the run's record
 
-    def blocks(self, held_out: bool) -> list[tuple[int, int]]:
-        """The (start, end) of every training block, or of every held-out one: one block in HELD_OUT_EVERY,
-        spread through the corpus, so that both halves hold the same mix of text. Blocks are BLOCK tokens
-        long, or shorter in a small corpus, which still gets two held-out blocks."""
+    def __post_init__(self):
+        # Blocks are BLOCK tokens long, or shorter in a small corpus, which still gets two held-out blocks.
         size = max(1, min(BLOCK, len(self.tokens) // (2 * HELD_OUT_EVERY)))
         starts = range(0, len(self.tokens), size)
-        return [(s, min(s + size, len(self.tokens))) for k, s in enumerate(starts)
-                if (k % HELD_OUT_EVERY == HELD_OUT_EVERY // 2) == held_out]
+        self._blocks = {held_out: [(s, min(s + size, len(self.tokens))) for k, s in enumerate(starts)
+                                   if (k % HELD_OUT_EVERY == HELD_OUT_EVERY // 2) == held_out]
+                        for held_out in (False, True)}  # computed once: `batch` asks at every step
+
+    def blocks(self, held_out: bool) -> list[tuple[int, int]]:
+        """The (start, end) of every training block, or of every held-out one: one block in HELD_OUT_EVERY,
+        spread through the corpus, so that both halves hold the same mix of text."""
+        return self._blocks[held_out]
 
     def text(self, held_out: bool) -> str:
         """The training text, or the held-out text, decoded (the blocks one after another)."""
