@@ -399,6 +399,24 @@ def test_partial_verdict_names_its_failing_checks_and_a_custom_config_is_marked(
         assert f"<code>note={escaped_evil}</code>" in pages[name] and "<code>steps=5</code>" in pages[name], name
 
 
+def test_the_paper_page_shows_the_newest_verdict_over_seeds(tmp_path):
+    relu = catalog.get("relu")
+    runs = tmp_path / "runs"
+    (runs / "r" / "relu" / "seed-0").mkdir(parents=True)
+    check = {"what": "loss against tanh", "value": 1.0, "op": "<", "reference": 0.5, "reference_what": "half",
+             "margin": -0.5, "holds": False}
+    (runs / "r" / "relu" / "seed-0" / "result.json").write_text(json.dumps({
+        "paper": "relu", "claim": "Rectifiers train faster.", "scale": "quick", "holds": False, "seed": 0,
+        "verdict": "does not hold", "wall_s": 1.0, "config": {}, "artifacts": [], "checks": [check]}))
+    folded = {"paper": "relu", "seeds": [0, 1, 2], "verdict": "unstable: beats_tanh holds on 1 of 3",
+              "stable": False, "checks": [{"check": "beats_tanh", "control": False, "holds_on": 1}]}
+    (runs / "r" / "summary.json").write_text(json.dumps({"papers": [], "over_seeds": [folded]}))
+    build_book(tmp_path / "book", runs, papers=(relu,), lessons_dir=tmp_path / "no-lessons")
+    html = (tmp_path / "book" / "papers" / "relu.html").read_text()
+    assert "Over seeds 0, 1, 2" in html and "unstable: beats_tanh holds on 1 of 3" in html
+    assert '<tr class="unstable"><td class="num">1 of 3</td><td>beats_tanh</td></tr>' in html
+
+
 def test_a_result_without_the_new_fields_keeps_the_old_wording(fixture_book):
     html = (fixture_book / "papers" / "evil.html").read_text()
     assert 'class="badge badge-fails">claim does not hold</span>' in html

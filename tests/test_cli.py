@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from milestones import catalog
+from milestones import catalog, papers
 from milestones.cli import main
 
 
@@ -63,7 +63,48 @@ def test_reproduce_writes_summary(capsys, tmp_path):
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert code == 0 and summary["papers"][0]["paper"] == "backprop"
     assert (tmp_path / "r" / "backprop" / "result.json").is_file()
-    assert "claims hold" in out
+    assert "runs hold their claim" in out
+
+
+def test_reproduce_over_seeds_runs_each_seed_and_counts_the_seeds_each_check_holds_on(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "reproduce", "backprop", "--scale", "smoke", "--seeds", "0,1",
+                           "--out", str(tmp_path / "r"), "--quiet")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert code == 0 and summary["seeds"] == [0, 1] and [r["seed"] for r in summary["papers"]] == [0, 1]
+    for seed in (0, 1):
+        result = json.loads((tmp_path / "r" / "backprop" / f"seed-{seed}" / "result.json").read_text())
+        assert result["seed"] == seed
+    (folded,) = summary["over_seeds"]
+    rows = summary["papers"]
+    assert folded["paper"] == "backprop" and folded["seeds"] == [0, 1]
+    assert [c["holds_on"] for c in folded["checks"]] == [sum(r["checks"][k]["holds"] for r in rows)
+                                                         for k in range(len(rows[0]["checks"]))]
+    assert folded["verdict"] in out and "on every seed" in out
+
+
+def check_row(holds: bool, control: bool = False) -> dict:
+    return {"what": "w", "holds": holds, "control": control}
+
+
+@pytest.mark.parametrize("outcomes, verdict, stable", [
+    ([[True, True]] * 3, "holds on 3 of 3 seeds", True),
+    ([[True, False, True]] * 3, "partly reproduces: 2 of 3 checks on every seed", True),
+    ([[False, False]] * 3, "does not hold on any of 3 seeds", True),
+    ([[True, True], [True, False], [True, False]], "unstable: b holds on 1 of 3", False),
+])
+def test_verdicts_fold_over_seeds(outcomes, verdict, stable):
+    runs = [{"seed": s, "checks": [check_row(h) | {"name": "abc"[k]} for k, h in enumerate(row)]}
+            for s, row in enumerate(outcomes)]
+    folded = papers.over_seeds(runs)
+    assert folded["verdict"] == verdict and folded["stable"] is stable and folded["seeds"] == [0, 1, 2]
+
+
+def test_a_failing_control_or_a_crash_decides_the_verdict_over_seeds():
+    control_fails = [{"seed": s, "checks": [check_row(True), check_row(False, control=True)]} for s in range(3)]
+    assert papers.over_seeds(control_fails)["verdict"] == "does not hold on any of 3 seeds"
+    crashed = [{"seed": 0, "checks": [check_row(True)]}, {"seed": 1, "verdict": "error", "checks": []}]
+    folded = papers.over_seeds(crashed)
+    assert folded["verdict"] == "error on seed 1" and not folded["stable"] and folded["checks"][0]["holds_on"] == 1
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -75,6 +116,8 @@ def test_reproduce_writes_summary(capsys, tmp_path):
     (["run", "backprop", "--set", "xor_sweeps=many"], "expected int"),
     (["run", "backprop", "--set", "xor_sweeps"], "expects key=value"),
     (["run", "backprop", "--device", "cuda:7"], "not available"),
+    (["reproduce", "backprop", "--seeds", "0,0"], "distinct integers"),
+    (["reproduce", "backprop", "--seeds", "one"], "expected integers"),
 ])
 def test_user_errors_print_one_line_and_exit_2(capsys, tmp_path, argv, message):
     code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path / "x")) if argv[0] == "run" else run_cli(capsys, *argv)

@@ -115,37 +115,65 @@ def cmd_run(args) -> int:
 def cmd_reproduce(args) -> int:
     chosen = [papers.lookup(i) for i in args.papers] if args.papers else papers.implemented()
     runs = [(p, papers.load_experiment(p)) for p in chosen]
+    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     root = Path(args.out) if args.out else default_out("reproduce", args.scale)
     if root.exists() and any(root.iterdir()):
         raise UserError(f"{root} already holds a run; choose another --out")
     make_output_folder(root)
     summary, started = [], time.perf_counter()
-    for p, run in runs:
-        print(f"[{len(summary) + 1}/{len(runs)}] {p.id}: {run.claim[:90]}...", flush=True)
+    jobs = [(p, run, seed) for p, run in runs for seed in seeds]
+    for k, (p, run, seed) in enumerate(jobs, 1):
+        on_seed = f" (seed {seed})" if len(seeds) > 1 else ""
+        print(f"[{k}/{len(jobs)}] {p.id}{on_seed}: {run.claim[:90]}...", flush=True)
+        out = root / p.id / f"seed-{seed}" if len(seeds) > 1 else root / p.id
         try:
-            result = run(args.scale, root / p.id, seed=args.seed, device=args.device, quiet=args.quiet)
-            row = {"paper": p.id, "holds": result.holds, "verdict": result.verdict, "wall_s": round(result.wall_s, 2),
-                   "checks": result.to_dict()["checks"], "claim": result.claim, "overrides": result.overrides}
+            result = run(args.scale, out, seed=seed, device=args.device, quiet=args.quiet)
+            row = {"paper": p.id, "seed": seed, "holds": result.holds, "verdict": result.verdict,
+                   "wall_s": round(result.wall_s, 2), "checks": result.to_dict()["checks"], "claim": result.claim,
+                   "overrides": result.overrides}
         except UserError:
             raise
         except Exception as e:  # one broken paper must not hide the others' verdicts
             traceback.print_exc()
-            row = {"paper": p.id, "holds": False, "verdict": "error", "error": f"{type(e).__name__}: {e}",
-                   "wall_s": None, "checks": [], "claim": run.claim}
+            row = {"paper": p.id, "seed": seed, "holds": False, "verdict": "error",
+                   "error": f"{type(e).__name__}: {e}", "wall_s": None, "checks": [], "claim": run.claim}
         summary.append(row)
         print(f"    {row['verdict']}" + (f" in {row['wall_s']:.1f} s" if row["wall_s"] is not None else ""), flush=True)
     total = time.perf_counter() - started
-    (root / "summary.json").write_text(json.dumps(
-        {"scale": args.scale, "seed": args.seed, "created": datetime.now().isoformat(timespec="seconds"),
-         "wall_s": round(total, 2), "papers": summary}, indent=2) + "\n")
+    record = {"scale": args.scale, "seed": seeds[0], "seeds": seeds,
+              "created": datetime.now().isoformat(timespec="seconds"), "wall_s": round(total, 2), "papers": summary}
+    if len(seeds) > 1:
+        record["over_seeds"] = [{"paper": p.id} | papers.over_seeds([r for r in summary if r["paper"] == p.id])
+                                for p, _ in runs]
+    (root / "summary.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"\n{'paper':24} {'time':>8}  {'smallest margin':>15}  verdict")
     for row in summary:
         margin = min((c["margin"] for c in row["checks"] if not c.get("control")), default=float("nan"))
         wall = f"{row['wall_s']:.1f} s" if row["wall_s"] is not None else "-"
-        print(f"{row['paper']:24} {wall:>8}  {margin:>+15.4g}  {papers.verdict_text(row)}")
+        name = f"{row['paper']} (seed {row['seed']})" if len(seeds) > 1 else row["paper"]
+        print(f"{name:24} {wall:>8}  {margin:>+15.4g}  {papers.verdict_text(row)}")
+    if len(seeds) > 1:
+        print(f"\nOver seeds {', '.join(map(str, seeds))}: on how many seeds each check holds")
+        for folded in record["over_seeds"]:
+            print(f"{folded['paper']:24} {folded['verdict']}")
+            for c in folded["checks"]:
+                print(f"    {c['holds_on']}/{len(seeds)}  {c['check']}" + ("  (control)" if c["control"] else ""))
+        stable = sum(f["stable"] for f in record["over_seeds"])
+        print(f"\n{stable} of {len(runs)} papers give every check the same outcome on every seed")
     held = sum(r["holds"] for r in summary)
-    print(f"\n{held} of {len(summary)} claims hold; {total:.0f} s in all; everything is under {root}")
+    print(f"\n{held} of {len(summary)} runs hold their claim; {total:.0f} s in all; everything is under {root}")
     return 1 if any(r["verdict"] == "error" for r in summary) else 0
+
+
+def parse_seeds(text: str) -> list[int]:
+    """--seeds 0,1,2 -> [0, 1, 2]: distinct integers."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {text}: expected integers separated by commas, e.g. --seeds 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text}: expected distinct integers separated by commas, e.g. --seeds 0,1,2")
+    return seeds
 
 
 def cmd_cite(args) -> int:
@@ -290,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="run every implemented paper's experiment")
     p.add_argument("papers", nargs="*", help="only these papers (default: all implemented)")
     experiment_options(p, "the folder for all runs (default: a new folder under runs/)")
+    p.add_argument("--seeds", help="run each paper on each of these seeds (e.g. 0,1,2) and fold the verdicts: "
+                                   "on how many seeds each check holds")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("cite", help="BibTeX for a paper")

@@ -69,6 +69,46 @@ def verdict_text(result: dict) -> str:
     return text
 
 
+def over_seeds(runs: list[dict]) -> dict:
+    """One paper's runs on several seeds (result.json dicts, or reproduce's rows of crashed runs, each with
+    its "seed"), folded into one verdict: how many seeds each check holds on, and
+
+        "holds on N of N seeds"                         every check holds on every seed;
+        "partly reproduces: K of M checks on every seed"  the same checks hold on every seed, not all;
+        "does not hold on any of N seeds"               no evidence check holds, or a control fails, on every seed;
+        "unstable: X holds on 1 of 3; ..."              a check's outcome depends on the seed;
+        "error on seeds ..."                            a run crashed.
+
+    Checks are matched by their place in the list (a check's text may hold a number that varies with the
+    seed) and named as on the first seed that ran. `stable` is what the seed rule of CONTRIBUTING.md asks for."""
+    seeds = [run.get("seed") for run in runs]
+    crashed = [run.get("seed") for run in runs if run.get("verdict") == "error"]
+
+    def held(run: dict, k: int) -> bool:
+        found = run.get("checks") or []  # a crashed run has none
+        return k < len(found) and found[k].get("holds") is True
+
+    first = next((run["checks"] for run in runs if run.get("checks")), [])
+    checks = [{"check": str(c.get("name") or c.get("what", "")), "control": bool(c.get("control")),
+               "holds_on": sum(held(run, k) for run in runs)} for k, c in enumerate(first)]
+    n = len(runs)
+    unstable = [c for c in checks if 0 < c["holds_on"] < n]
+    if crashed:
+        verdict = f"error on seed{'s' if len(crashed) > 1 else ''} {', '.join(map(str, crashed))}"
+    elif unstable:
+        verdict = "unstable: " + "; ".join(f"{c['check']} holds on {c['holds_on']} of {n}" for c in unstable)
+    else:
+        evidence = [c for c in checks if not c["control"]]
+        held = sum(c["holds_on"] == n for c in evidence)
+        if checks and all(c["holds_on"] == n for c in checks):
+            verdict = f"holds on {n} of {n} seeds"
+        elif held == 0 or any(c["control"] and c["holds_on"] == 0 for c in checks):
+            verdict = f"does not hold on any of {n} seeds"
+        else:
+            verdict = f"partly reproduces: {held} of {len(evidence)} checks on every seed"
+    return {"seeds": seeds, "verdict": verdict, "stable": not crashed and not unstable, "checks": checks}
+
+
 def implemented() -> list[catalog.Paper]:
     """Papers with an experiment, in history order."""
     return [p for p in catalog.PAPERS if (folder(p) / "experiment.py").is_file()]

@@ -27,6 +27,7 @@ from milestones.book.results import (
     checks_table,
     fmt,
     metrics_table,
+    seeds_table,
     value_html,
     verdict_badge,
     verdict_notes,
@@ -48,7 +49,9 @@ def result_section(sources: Sources, site: Site, here: str, p: catalog.Paper) ->
                  f'{esc(fmt(wall)) + " s" if isinstance(wall, (int, float)) else "time not recorded"}')
         return (head + f'<blockquote class="claim">{esc(str(r.get("claim", "")))}</blockquote>'
                 f'<p class="verdict verdict-{status}">{verdict_badge(status, r)} <span class="muted">{facts}</span></p>'
-                + verdict_notes(r) + checks_table(r) + artifacts_html(site, here, p.id, sources.runs[p.id])
+                + verdict_notes(r) + checks_table(r)
+                + (seeds_table(sources.over_seeds[p.id]) if p.id in sources.over_seeds else "")
+                + artifacts_html(site, here, p.id, sources.runs[p.id])
                 + metrics_table(r.get("metrics"))
                 + (f'<details class="config"><summary>Configuration of this run</summary><table class="kv">{cfg}'
                    f"</table></details>" if cfg else "")

@@ -88,6 +88,22 @@ def checks_table(result: dict) -> str:
             '<th>against</th><th>margin</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
 
 
+def seeds_table(folded: dict) -> str:
+    """A verdict over seeds (`papers.over_seeds`): on how many of the seeds each check held."""
+    seeds = folded.get("seeds") if isinstance(folded.get("seeds"), list) else []
+    rows = []
+    for c in (c for c in folded.get("checks") or [] if isinstance(c, dict)):
+        held, n = c.get("holds_on"), len(seeds)
+        kind = "ok" if held == n else "bad" if held == 0 else "unstable"
+        control = ' <span class="muted small">(control)</span>' if c.get("control") else ""
+        rows.append(f'<tr class="{kind}"><td class="num">{esc(str(held))} of {n}</td>'
+                    f'<td>{esc(str(c.get("check", "")))}{control}</td></tr>')
+    return (f'<h3>Over seeds {esc(", ".join(map(str, seeds)))}</h3><p>The claim '
+            f'<strong>{esc(str(folded.get("verdict", "")))}</strong> (<code>milestones reproduce --seeds</code>).</p>'
+            '<table class="checks seeds"><thead><tr><th>holds on</th><th>check</th></tr></thead><tbody>'
+            + "".join(rows) + "</tbody></table>")
+
+
 def value_html(value) -> str:
     """A number, a short string, or a preview of a long text or a structure."""
     if isinstance(value, (bool, int, float)) or value is None:

@@ -62,6 +62,22 @@ def crashed_runs(root: Path, have: dict[str, paper_files.LatestRun]) -> dict[str
     return {k: v for k, (_, v) in out.items()}
 
 
+def seed_verdicts(root: Path) -> dict[str, dict]:
+    """Each paper's verdict over seeds from the newest reproduce run with `--seeds` (summary.json's
+    "over_seeds", `papers.over_seeds`) that ran it."""
+    out: dict[str, tuple[float, dict]] = {}
+    for path in root.glob("**/summary.json") if root.is_dir() else ():
+        try:
+            rows, mtime = json.loads(path.read_text()).get("over_seeds"), path.stat().st_mtime
+        except (OSError, ValueError, AttributeError):
+            continue
+        for row in rows if isinstance(rows, list) else ():
+            if (isinstance(row, dict) and isinstance(row.get("paper"), str) and isinstance(row.get("checks"), list)
+                    and (row["paper"] not in out or mtime > out[row["paper"]][0])):
+                out[row["paper"]] = (mtime, row)
+    return {k: v for k, (_, v) in out.items()}
+
+
 def declared_claim(experiment: Path) -> str:
     """The CLAIM constant of an experiment that has not run (a run records its own claim), or "".
 
@@ -90,6 +106,7 @@ class Sources:
     papers: tuple[catalog.Paper, ...]
     runs: dict[str, paper_files.LatestRun]
     crashed: dict[str, dict]
+    over_seeds: dict[str, dict]  # paper -> its verdict over seeds (`seed_verdicts`)
     locate: Callable[[catalog.Paper], Path]  # paper -> its source folder
     tests_dir: Path
     lessons: list[Lesson]
@@ -151,5 +168,6 @@ def read_sources(papers: tuple[catalog.Paper, ...], runs_root: Path, locate: Cal
     """Everything the book of `papers` shows; runs of papers outside `papers` are left out."""
     ids = {p.id for p in papers}
     runs = {paper: run for paper, run in paper_files.latest_runs(runs_root).items() if paper in ids}
-    return Sources(papers=papers, runs=runs, crashed=crashed_runs(runs_root, runs), locate=locate,
+    return Sources(papers=papers, runs=runs, crashed=crashed_runs(runs_root, runs),
+                   over_seeds=seed_verdicts(runs_root), locate=locate,
                    tests_dir=tests_dir, lessons=find_lessons(lessons_dir), runs_root=runs_root)
