@@ -6,7 +6,7 @@ story (each subject is the previous object). The labelled task is word-sense tag
 of a window of text, which of the four classes it means in its sentence. Its answer lies in the verb,
 which stands to the right of the noun (and, for a subject, also in the verb of the sentence before).
 
-1. Pre-training transfers (the paper's Section 5, Tables 1 and 2). An encoder pre-trained by masked
+1. Pre-training transfers (the paper's Section 4, Tables 1 and 2). An encoder pre-trained by masked
    language modelling and next-sentence prediction on an unlabelled story (pretraining.py), then
    fine-tuned on a few labelled windows, against the same encoder fine-tuned from random weights on
    the same windows, with the same steps and batches. The unlabelled text holds what the labels are
@@ -40,7 +40,7 @@ ARMS = ("bert", "ltr", "scratch")
 CLAIM = (f"Pre-training transfers: fine-tuned on a few labelled windows of a word-sense tagging task, an encoder "
          f"pre-trained by masked language modelling and next-sentence prediction on unlabelled text beats the same "
          f"encoder trained from scratch by at least MIN_TRANSFER_GAIN = {MIN_TRANSFER_GAIN} of test accuracy "
-         f"(Section 5); and it beats a left-to-right model of the same size and pre-training steps, on a task whose "
+         f"(Section 4); and it beats a left-to-right model of the same size and pre-training steps, on a task whose "
          f"answer lies to the right, by at least MIN_BIDIRECTIONAL_GAIN = {MIN_BIDIRECTIONAL_GAIN} (Table 5).")
 
 

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from milestones.core import Result, Run, check, experiment, plots
 from milestones.core.training import evaluating, train
+from milestones.transformers.gpt2.base import warmup_cosine  # GPT-2's schedule, unchanged
 from milestones.transformers.gpt3.model import GPT3, GPT3Config
 
 MIN_FEW_SHOT_GAIN = 0.3  # accuracy after K_max examples minus zero-shot accuracy, for the largest model
@@ -131,11 +132,6 @@ def ceiling(cfg: Config, k: int) -> float:
     """A perfect in-context learner's accuracy after k examples (module docstring)."""
     shown = 1 - (1 - 1 / cfg.inputs) ** k
     return shown + (1 - shown) / cfg.outputs
-
-
-def warmup_cosine(steps: int, warmup: float):
-    rise = max(1, round(warmup * steps))
-    return lambda i: min(1.0, (i + 1) / rise) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(i, steps) / steps)))
 
 
 @experiment(CLAIM, Config, SCALES)
