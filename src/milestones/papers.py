@@ -99,13 +99,13 @@ def over_seeds(runs: list[dict]) -> dict:
         verdict = "unstable: " + "; ".join(f"{c['check']} holds on {c['holds_on']} of {n}" for c in unstable)
     else:
         evidence = [c for c in checks if not c["control"]]
-        held = sum(c["holds_on"] == n for c in evidence)
+        always = sum(c["holds_on"] == n for c in evidence)  # evidence checks that hold on every seed
         if checks and all(c["holds_on"] == n for c in checks):
             verdict = f"holds on {n} of {n} seeds"
-        elif held == 0 or any(c["control"] and c["holds_on"] == 0 for c in checks):
+        elif always == 0 or any(c["control"] and c["holds_on"] == 0 for c in checks):
             verdict = f"does not hold on any of {n} seeds"
         else:
-            verdict = f"partly reproduces: {held} of {len(evidence)} checks on every seed"
+            verdict = f"partly reproduces: {always} of {len(evidence)} checks on every seed"
     return {"seeds": seeds, "verdict": verdict, "stable": not crashed and not unstable, "checks": checks}
 
 

@@ -42,39 +42,40 @@ def find_lessons(folder: Path) -> list[Lesson]:
     return lessons
 
 
+def summary_rows(root: Path, key: str):
+    """(modification time, row) for every row of a paper in the `key` list of each reproduce summary.json
+    under `root` ("papers": one row a run; "over_seeds": one row a paper, `papers.over_seeds`)."""
+    for path in root.glob("**/summary.json") if root.is_dir() else ():
+        try:
+            rows, mtime = json.loads(path.read_text())[key], path.stat().st_mtime
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for row in rows if isinstance(rows, list) else ():
+            if isinstance(row, dict) and isinstance(row.get("paper"), str):
+                yield mtime, row
+
+
 def crashed_runs(root: Path, have: dict[str, paper_files.LatestRun]) -> dict[str, dict]:
     """Papers whose newest reproduce run crashed (summary.json rows with verdict "error") and that
     have no newer result.json."""
     out: dict[str, tuple[float, dict]] = {}
-    for path in root.glob("**/summary.json") if root.is_dir() else ():
-        try:
-            rows, mtime = json.loads(path.read_text())["papers"], path.stat().st_mtime
-        except (OSError, ValueError, KeyError, TypeError):
+    for mtime, row in summary_rows(root, "papers"):
+        if row.get("verdict") != "error":
             continue
-        for row in rows if isinstance(rows, list) else ():
-            if not isinstance(row, dict) or row.get("verdict") != "error" or not isinstance(row.get("paper"), str):
-                continue
-            run = have.get(row["paper"])
-            if run and (run.folder / "result.json").stat().st_mtime >= mtime:
-                continue
-            if row["paper"] not in out or mtime > out[row["paper"]][0]:
-                out[row["paper"]] = (mtime, row)
+        run = have.get(row["paper"])
+        if run and (run.folder / "result.json").stat().st_mtime >= mtime:
+            continue
+        if row["paper"] not in out or mtime > out[row["paper"]][0]:
+            out[row["paper"]] = (mtime, row)
     return {k: v for k, (_, v) in out.items()}
 
 
 def seed_verdicts(root: Path) -> dict[str, dict]:
-    """Each paper's verdict over seeds from the newest reproduce run with `--seeds` (summary.json's
-    "over_seeds", `papers.over_seeds`) that ran it."""
+    """Each paper's verdict over seeds from the newest reproduce run with `--seeds` that ran it."""
     out: dict[str, tuple[float, dict]] = {}
-    for path in root.glob("**/summary.json") if root.is_dir() else ():
-        try:
-            rows, mtime = json.loads(path.read_text()).get("over_seeds"), path.stat().st_mtime
-        except (OSError, ValueError, AttributeError):
-            continue
-        for row in rows if isinstance(rows, list) else ():
-            if (isinstance(row, dict) and isinstance(row.get("paper"), str) and isinstance(row.get("checks"), list)
-                    and (row["paper"] not in out or mtime > out[row["paper"]][0])):
-                out[row["paper"]] = (mtime, row)
+    for mtime, row in summary_rows(root, "over_seeds"):
+        if isinstance(row.get("checks"), list) and (row["paper"] not in out or mtime > out[row["paper"]][0]):
+            out[row["paper"]] = (mtime, row)
     return {k: v for k, (_, v) in out.items()}
 
 

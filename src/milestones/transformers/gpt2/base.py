@@ -194,9 +194,13 @@ def pretrained(variant: str = "base", device: str | torch.device = "cpu") -> tup
     """The pretrained GPT (eval mode, fp32, on `device`), its tokenizer and its quality record."""
     from milestones.transformers.gpt2.generate import load  # generate.py reads any run folder; this entry is one
 
-    folder = entry(variant)
-    model, tokenizer = load(folder, torch.device(device))
-    return model, tokenizer, json.loads((folder / "quality.json").read_text())
+    model, tokenizer = load(entry(variant), torch.device(device))
+    return model, tokenizer, quality(variant)
+
+
+def quality(variant: str = "base") -> dict:
+    """The quality record of a pretrained variant (quality.json), building it first if the cache lacks it."""
+    return json.loads((entry(variant) / "quality.json").read_text())
 
 
 def _build(folder: Path, config: dict) -> None:

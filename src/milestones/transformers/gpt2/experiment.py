@@ -32,7 +32,6 @@ curve and samples, copied into the run for the book.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from dataclasses import dataclass
@@ -244,5 +243,4 @@ def base_model_section(ctx: Run, variant: str) -> dict:
     if ctx.is_main:
         shutil.copyfile(folder / "curve.png", ctx.artifact("base_model_curve.png"))
         shutil.copyfile(folder / "samples.txt", ctx.artifact("base_model_samples.txt"))
-    quality = json.loads((folder / "quality.json").read_text())
-    return {k: v for k, v in quality.items() if k != "curve"}
+    return {k: v for k, v in base.quality(variant).items() if k != "curve"}
